@@ -1,0 +1,121 @@
+"""Moving weights between miniclip and Hugging Face `transformers`.
+
+Chapter 11 uses this file. Because every parameter of `miniclip.CLIP` has the name of
+its twin in `transformers.CLIPModel`, there is no mapping table: a state dict goes
+across with a plain `load_state_dict`. The only keys to drop are `position_ids`, index
+buffers that transformers saved in its checkpoints before 2023 and that we compute on
+the fly.
+
+On disk we use Hugging Face's layout, config.json + model.safetensors. safetensors
+holds raw tensors only, so loading a checkpoint cannot run code (a pickle can).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from miniclip.config import CLIPConfig
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+def without_position_ids(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {key: value for key, value in state_dict.items() if not key.endswith("position_ids")}
+
+
+def load_weights(directory: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a Hugging Face checkpoint folder (single or sharded safetensors)."""
+    single = directory / WEIGHTS_NAME
+    if single.exists():
+        return load_file(single)
+    index = directory / "model.safetensors.index.json"
+    if index.exists():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return {key: value for shard in shards for key, value in load_file(directory / shard).items()}
+    legacy = directory / "pytorch_model.bin"
+    if legacy.exists():
+        # Old hub checkpoints are pickles. weights_only=True uses PyTorch's restricted
+        # unpickler, which rebuilds tensors and refuses anything that could run code.
+        return torch.load(legacy, map_location="cpu", weights_only=True)
+    raise FileNotFoundError(
+        f"no weights in {directory}: expected {WEIGHTS_NAME} (or a sharded "
+        "model.safetensors.index.json, or pytorch_model.bin)"
+    )
+
+
+def cached_snapshot(repo_id: str) -> Path:
+    """The folder of `repo_id` in the local Hugging Face cache; never downloads."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(
+            repo_id,
+            local_files_only=True,
+            allow_patterns=[CONFIG_NAME, "*.safetensors", "*.json", "pytorch_model.bin"],
+        )
+    except Exception as error:  # the hub library raises several kinds for "not cached"
+        raise FileNotFoundError(
+            f"{repo_id!r} is neither a folder nor in the local Hugging Face cache, and miniclip "
+            "never downloads. On a machine with internet, run "
+            f"`huggingface-cli download {repo_id}` (or transformers.CLIPModel.from_pretrained"
+            f"({repo_id!r})) once; the weights then load offline from the cache."
+        ) from error
+    return Path(folder)
+
+
+def is_cached(repo_id: str) -> bool:
+    """Whether `repo_id` can be loaded offline (used to skip what needs OpenAI's weights)."""
+    try:
+        folder = cached_snapshot(repo_id)
+    except FileNotFoundError:
+        return False
+    return (folder / CONFIG_NAME).exists()
+
+
+class HubMixin:
+    """from_hf / to_hf / save_pretrained / from_pretrained for `miniclip.CLIP`."""
+
+    @classmethod
+    def from_hf(cls, hf_model) -> "HubMixin":
+        """A miniclip copy of a `transformers.CLIPModel` (same config, same weights)."""
+        model = cls(CLIPConfig.from_hf(hf_model.config))
+        model.load_state_dict(without_position_ids(hf_model.state_dict()))
+        return model
+
+    def to_hf(self):
+        """A `transformers.CLIPModel` with this model's config and weights."""
+        from transformers import CLIPModel
+
+        hf_model = CLIPModel(self.config.to_hf())
+        hf_model.load_state_dict(self.state_dict())
+        return hf_model.train(self.training)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write config.json and model.safetensors, loadable by transformers.CLIPModel."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        hf_config = self.config.to_hf()
+        hf_config.architectures = ["CLIPModel"]
+        (directory / CONFIG_NAME).write_text(hf_config.to_json_string())
+        tensors = {key: value.detach().contiguous().cpu() for key, value in self.state_dict().items()}
+        save_file(tensors, directory / WEIGHTS_NAME, metadata={"format": "pt"})
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path) -> "HubMixin":
+        """Load a folder written by `save_pretrained` or by transformers, or a cached hub id.
+
+        "openai/clip-vit-base-patch32" works when the local Hugging Face cache has it;
+        otherwise a FileNotFoundError says how to get it.
+        """
+        directory = Path(name_or_path)
+        if not directory.is_dir():
+            directory = cached_snapshot(str(name_or_path))
+        model = cls(CLIPConfig.from_hf(directory / CONFIG_NAME))
+        model.load_state_dict(without_position_ids(load_weights(directory)))
+        return model.eval()

@@ -1,0 +1,82 @@
+"""Hugging Face interop: files that transformers loads, and back, with nothing lost."""
+
+import json
+import os
+
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file, save_file
+
+from miniclip import CLIP, CLIPConfig
+from miniclip.config import TextConfig, VisionConfig
+from miniclip.hf import is_cached
+
+SMALL = CLIPConfig(
+    text=TextConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                    num_attention_heads=2, max_position_embeddings=8, eos_token_id=63),
+    vision=VisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                        num_attention_heads=2, image_size=8, patch_size=4),
+    projection_dim=8,
+)
+
+
+def test_round_trip_through_transformers_gives_identical_tensors(tmp_path):
+    torch.manual_seed(0)
+    model = CLIP(SMALL)
+    model.save_pretrained(tmp_path / "ours")
+    hf_model, info = transformers.CLIPModel.from_pretrained(tmp_path / "ours", output_loading_info=True)
+    assert not any(info.values()), f"transformers reported {info}"
+    hf_model.save_pretrained(tmp_path / "theirs")
+    back = CLIP.from_pretrained(tmp_path / "theirs")
+    assert back.config == model.config
+    ours, theirs = model.state_dict(), back.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert torch.equal(ours[key], theirs[key]), key
+
+
+def test_to_hf_and_from_hf_are_inverse():
+    torch.manual_seed(1)
+    model = CLIP(SMALL)
+    back = CLIP.from_hf(model.to_hf())
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, back.state_dict()[key]), key
+
+
+def test_old_checkpoints_with_position_ids_buffers_load(tmp_path):
+    model = CLIP(SMALL)
+    model.save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    tensors["text_model.embeddings.position_ids"] = torch.arange(8)[None]
+    tensors["vision_model.embeddings.position_ids"] = torch.arange(5)[None]
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    loaded = CLIP.from_pretrained(tmp_path)
+    assert torch.equal(loaded.logit_scale, model.logit_scale)
+
+
+def test_saved_config_is_a_clip_model_config(tmp_path):
+    CLIP(SMALL).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["architectures"] == ["CLIPModel"]
+    assert config["text_config"]["eos_token_id"] == 63
+
+
+def test_uncached_hub_id_fails_offline_with_a_way_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="huggingface-cli download"):
+        CLIP.from_pretrained("openai/clip-vit-base-patch32-not-here")
+
+
+@pytest.mark.skipif(not is_cached("openai/clip-vit-base-patch32"),
+                    reason="openai/clip-vit-base-patch32 is not in the local Hugging Face cache")
+def test_openai_weights_give_transformers_outputs():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    hf_model = transformers.CLIPModel.from_pretrained("openai/clip-vit-base-patch32").eval()
+    model = CLIP.from_pretrained("openai/clip-vit-base-patch32")
+    input_ids = torch.tensor([[49406, 320, 1125, 539, 320, 2368, 49407]])
+    pixel_values = torch.randn(1, 3, 224, 224)
+    ours = model(input_ids, pixel_values)
+    theirs = hf_model(input_ids=input_ids, pixel_values=pixel_values)
+    torch.testing.assert_close(ours.logits_per_text, theirs.logits_per_text, rtol=1e-4, atol=1e-4)

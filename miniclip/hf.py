@@ -8,6 +8,11 @@ the fly.
 
 On disk we use Hugging Face's layout, config.json + model.safetensors. safetensors
 holds raw tensors only, so loading a checkpoint cannot run code (a pickle can).
+
+Only ViT checkpoints are transformers-loadable: transformers has no CLIP with a ResNet
+image tower. For one (`ResNetConfig`), `to_hf` raises, and `save_pretrained` writes
+config.json as miniclip's own config dict (`CLIPConfig.to_dict`, whose vision entry says
+"kind": "resnet") under "model_type": "miniclip"; `from_pretrained` reads both layouts.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from miniclip.config import CLIPConfig
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+MINICLIP_MODEL_TYPE = "miniclip"  # config.json's model_type when it holds miniclip's own config
 
 
 def without_position_ids(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -77,11 +83,29 @@ def is_cached(repo_id: str) -> bool:
     return (folder / CONFIG_NAME).exists()
 
 
+def config_json(config: CLIPConfig) -> str:
+    """config.json: transformers' CLIPConfig for a ViT, miniclip's own dict otherwise."""
+    if config.vision.kind != "vit":
+        return json.dumps({"model_type": MINICLIP_MODEL_TYPE, **config.to_dict()}, indent=2)
+    hf_config = config.to_hf()
+    hf_config.architectures = ["CLIPModel"]
+    return hf_config.to_json_string()
+
+
+def read_config(path: Path) -> CLIPConfig:
+    """The CLIPConfig in a config.json written by `config_json` or by transformers."""
+    values = json.loads(path.read_text())
+    if values.get("model_type") == MINICLIP_MODEL_TYPE:
+        values.pop("model_type")
+        return CLIPConfig.from_dict(values)
+    return CLIPConfig.from_hf(values)
+
+
 class HubMixin:
     """from_hf / to_hf / save_pretrained / from_pretrained for `miniclip.CLIP`."""
 
     @classmethod
-    def from_hf(cls, hf_model) -> "HubMixin":
+    def from_hf(cls, hf_model) -> HubMixin:
         """A miniclip copy of a `transformers.CLIPModel` (same config, same weights)."""
         model = cls(CLIPConfig.from_hf(hf_model.config))
         model.load_state_dict(without_position_ids(hf_model.state_dict()))
@@ -89,25 +113,24 @@ class HubMixin:
 
     def to_hf(self):
         """A `transformers.CLIPModel` with this model's config and weights."""
+        hf_config = self.config.to_hf()  # raises for a ResNet image tower
         from transformers import CLIPModel
 
-        hf_model = CLIPModel(self.config.to_hf())
+        hf_model = CLIPModel(hf_config)
         hf_model.load_state_dict(self.state_dict())
         return hf_model.train(self.training)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write config.json and model.safetensors, loadable by transformers.CLIPModel."""
+        """Write config.json and model.safetensors (loadable by transformers.CLIPModel for a ViT)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        hf_config = self.config.to_hf()
-        hf_config.architectures = ["CLIPModel"]
-        (directory / CONFIG_NAME).write_text(hf_config.to_json_string())
+        (directory / CONFIG_NAME).write_text(config_json(self.config))
         tensors = {key: value.detach().contiguous().cpu() for key, value in self.state_dict().items()}
         save_file(tensors, directory / WEIGHTS_NAME, metadata={"format": "pt"})
         return directory
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path) -> "HubMixin":
+    def from_pretrained(cls, name_or_path: str | Path) -> HubMixin:
         """Load a folder written by `save_pretrained` or by transformers, or a cached hub id.
 
         "openai/clip-vit-base-patch32" works when the local Hugging Face cache has it;
@@ -116,6 +139,6 @@ class HubMixin:
         directory = Path(name_or_path)
         if not directory.is_dir():
             directory = cached_snapshot(str(name_or_path))
-        model = cls(CLIPConfig.from_hf(directory / CONFIG_NAME))
+        model = cls(read_config(directory / CONFIG_NAME))
         model.load_state_dict(without_position_ids(load_weights(directory)))
         return model.eval()

@@ -9,6 +9,10 @@ text.
 
 Parameter names equal those of `transformers.CLIPModel`, so a Hugging Face state dict
 loads here with a plain `load_state_dict`, and ours loads there (see `miniclip.hf`).
+
+With a `ResNetConfig` the image tower is the paper's modified ResNet (`miniclip.resnet`).
+As in OpenAI's RN models, its attention pool already ends in a projection to
+`projection_dim`, so `visual_projection` is then an `nn.Identity` (no parameters).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from miniclip.attention import Attention
 from miniclip.config import CLIPConfig
 from miniclip.hf import HubMixin
 from miniclip.loss import clip_loss
+from miniclip.resnet import ModifiedResNet
 from miniclip.text import TextTransformer
 from miniclip.transformer import MLP, EncoderOutput
 from miniclip.vision import VisionEmbeddings, VisionTransformer
@@ -49,11 +54,18 @@ class CLIP(HubMixin, nn.Module):
         super().__init__()
         self.config = config
         self.text_model = TextTransformer(config.text)
-        self.vision_model = VisionTransformer(config.vision)
+        resnet = config.vision.kind == "resnet"
+        if resnet:
+            self.vision_model = ModifiedResNet(config.vision, output_dim=config.projection_dim)
+        else:
+            self.vision_model = VisionTransformer(config.vision)
         self.text_projection = nn.Linear(config.text.hidden_size, config.projection_dim, bias=False)
-        self.visual_projection = nn.Linear(
-            config.vision.hidden_size, config.projection_dim, bias=False
-        )
+        if resnet:  # the attention pool's c_proj already projects into the joint space
+            self.visual_projection = nn.Identity()
+        else:
+            self.visual_projection = nn.Linear(
+                config.vision.hidden_size, config.projection_dim, bias=False
+            )
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.reset_parameters()
 
@@ -64,6 +76,9 @@ class CLIP(HubMixin, nn.Module):
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
         for tower in (self.text_model, self.vision_model):
+            if isinstance(tower, ModifiedResNet):
+                tower.reset_parameters()  # OpenAI's ResNet initialisation, see miniclip.resnet
+                continue
             width, depth = tower.config.hidden_size, tower.config.num_hidden_layers
             residual_std = width**-0.5 * (2 * depth) ** -0.5  # smaller in deeper stacks
             for module in tower.modules():
@@ -82,7 +97,8 @@ class CLIP(HubMixin, nn.Module):
         nn.init.normal_(text_embeddings.token_embedding.weight, std=0.02)
         nn.init.normal_(text_embeddings.position_embedding.weight, std=0.01)
         nn.init.normal_(self.text_projection.weight, std=self.config.text.hidden_size**-0.5)
-        nn.init.normal_(self.visual_projection.weight, std=self.config.vision.hidden_size**-0.5)
+        if isinstance(self.visual_projection, nn.Linear):
+            nn.init.normal_(self.visual_projection.weight, std=self.config.vision.hidden_size**-0.5)
         self.logit_scale.fill_(self.config.logit_scale_init_value)
 
     def encode_text(
@@ -109,7 +125,7 @@ class CLIP(HubMixin, nn.Module):
                 f"the contrastive loss pairs text i with image i, so it needs as many texts as "
                 f"images; got {input_ids.size(0)} texts and {pixel_values.size(0)} images"
             )
-        extras = dict(output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        extras = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
         text_output = self.text_model(input_ids, attention_mask, **extras)
         vision_output = self.vision_model(pixel_values, **extras)
         text_embeds = F.normalize(self.text_projection(text_output.pooler_output), dim=-1)

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 import transformers
+from compare import gradient_errors, grads, relative_error
 
 from miniclip import CLIP, CLIPConfig, clip_loss
 from miniclip.config import TextConfig, VisionConfig
@@ -41,10 +42,6 @@ CONFIGS = {
         projection_dim=8,
     ),
 }
-
-
-def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
-    return ((ours - reference).abs().max() / reference.abs().max().clamp_min(1e-12)).item()
 
 
 def random_hf_model(config: CLIPConfig, attention: str, seed: int = 0):
@@ -121,15 +118,7 @@ def test_outputs_and_gradients_equal_transformers(name, attention):
 
     ours.loss.backward()
     theirs.loss.backward()
-    their_grads = {key: p.grad for key, p in hf_model.named_parameters()}
-    # Some gradients are zero in exact arithmetic (a key bias shifts every score of a row
-    # equally, which softmax ignores); both sides then hold rounding noise, so their scale
-    # is measured against the largest gradient in the model.
-    floor = 1e-2 * max(grad.abs().max().item() for grad in their_grads.values())
-    for key, parameter in model.named_parameters():
-        reference = their_grads[key]
-        scale = max(reference.abs().max().item(), floor)
-        errors[f"grad {key}"] = (parameter.grad - reference).abs().max().item() / scale
+    errors.update(gradient_errors(grads(model), grads(hf_model)))
 
     worst = max(errors, key=errors.get)
     assert errors[worst] < TOLERANCE, f"{worst} differs by {errors[worst]:.2e} (relative)"

@@ -1,0 +1,71 @@
+"""Train and evaluate on each built-in dataset and print the README's results table.
+
+    python benchmarks/results_table.py                   # 5 minutes each, this machine
+    python benchmarks/results_table.py --minutes 1 --data shapes
+    python benchmarks/results_table.py --preset small --device cuda --minutes 2
+
+Each row: the dataset, preset, hardware, wall time of training, and the metrics of
+`python -m miniclip evaluate` (written to runs/results/<data>-<preset>/eval.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+COLUMNS = ["zero_shot_top1", "zero_shot_top1_single_prompt", "i2t_recall@1", "i2t_recall@5",
+           "i2t_recall@10", "t2i_recall@1", "t2i_recall@5", "t2i_recall@10"]
+
+
+def hardware(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    model = platform.processor() or "CPU"
+    if Path("/proc/cpuinfo").exists():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()}-core {model}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="+", default=["shapes", "fashion", "emoji"])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--minutes", type=float, default=5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="runs/results")
+    parser.add_argument("extra", nargs=argparse.REMAINDER, help="more `miniclip train` options, after --")
+    args = parser.parse_args()
+    rows = []
+    for data in args.data:
+        run_dir = Path(args.out) / f"{data}-{args.preset}"
+        command = [sys.executable, "-m", "miniclip", "train", "--data", data, "--preset", args.preset,
+                   "--minutes", str(args.minutes), "--device", args.device, "--out", str(run_dir),
+                   *[a for a in args.extra if a != "--"]]
+        print("$", " ".join(command), flush=True)
+        start = time.perf_counter()
+        subprocess.run(command, check=True, env={**os.environ, "MINICLIP_PROGRESS": "0"})
+        wall = time.perf_counter() - start
+        subprocess.run([sys.executable, "-m", "miniclip", "evaluate", str(run_dir), "--device", args.device],
+                       check=True, stdout=subprocess.DEVNULL)
+        results = json.loads((run_dir / "eval.json").read_text())
+        rows.append((data, wall, results))
+    print(f"\n| data | preset | hardware | train wall time | {' | '.join(COLUMNS)} |")
+    print("|" + "---|" * (4 + len(COLUMNS)))
+    for data, wall, results in rows:
+        cells = ["-" if results.get(c) is None else f"{results[c]:.3f}" for c in COLUMNS]
+        print(f"| {data} | {args.preset} | {hardware(args.device)} | {wall / 60:.1f} min | {' | '.join(cells)} |")
+
+
+if __name__ == "__main__":
+    main()

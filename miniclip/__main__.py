@@ -1,0 +1,103 @@
+"""The command line: train, evaluate and export.
+
+    python -m miniclip train --data shapes --preset tiny --out runs/shapes --minutes 5
+    python -m miniclip evaluate runs/shapes
+    python -m miniclip export runs/shapes --hf exported/shapes
+    torchrun --nproc_per_node 2 -m miniclip train --data shapes --out runs/ddp --steps 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from miniclip.config import PRESETS
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m miniclip", description="Train, evaluate and export a CLIP.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model; see chapter 09")
+    train.add_argument("--data", default="shapes", choices=["shapes", "fashion", "emoji", "folder"])
+    train.add_argument("--data-root", help="folder of the fashion or folder data set")
+    train.add_argument("--captions", help="caption file of a folder data set (CSV, JSONL, captions.txt, COCO json)")
+    train.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    train.add_argument("--vision", choices=["vit", "resnet"], help="image encoder (resnet: the preset's ResNet twin)")
+    train.add_argument("--out", default="runs/shapes-tiny", help="run folder: checkpoints, metrics, plots")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="optimizer steps (default 1000)")
+    length.add_argument("--minutes", type=float, help="time budget; the step count is planned from the speed")
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--accumulate", type=int, default=1, help="micro-batches per step")
+    train.add_argument("--lr", type=float, default=1e-3, dest="learning_rate")
+    train.add_argument("--weight-decay", type=float, default=0.1)
+    train.add_argument("--warmup-steps", type=int, default=50)
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--checkpoint-every", type=int, default=200)
+    train.add_argument("--eval-every", type=int, default=100)
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    train.add_argument("--evaluate", action="store_true", help="evaluate when training ends")
+
+    evaluate = commands.add_parser("evaluate", help="measure a run; writes RUN_DIR/eval.json")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data", help="another data set than the one trained on")
+    evaluate.add_argument("--limit", type=int, default=1000, help="images per measurement")
+    evaluate.add_argument("--device", default="cpu")
+
+    export = commands.add_parser("export", help="write a folder that transformers loads")
+    export.add_argument("run_dir")
+    export.add_argument("--hf", required=True, help="output folder")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.command == "train":
+        return run_train(args)
+    if args.command == "evaluate":
+        from miniclip.evaluate import evaluate_run
+
+        print(json.dumps(evaluate_run(args.run_dir, args.data, args.limit, args.device), indent=1))
+        return 0
+    from miniclip.export import export_run
+
+    print(f"wrote {export_run(args.run_dir, args.hf)}")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from miniclip.train import TrainConfig, train
+
+    options = {}
+    if args.data_root:
+        options["root"] = args.data_root
+    if args.captions:
+        options["captions"] = args.captions
+    preset = args.preset
+    if args.vision == "resnet" and not preset.endswith("resnet"):
+        preset = f"{preset}-resnet"
+    config = TrainConfig(
+        data=args.data, preset=preset, out=args.out, steps=args.steps, minutes=args.minutes,
+        batch_size=args.batch_size, accumulate=args.accumulate, learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, precision=args.precision,
+        compile=args.compile, device=args.device, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, data_options=options,
+    )
+    try:
+        run_dir = train(config, resume=args.resume)
+    except KeyboardInterrupt:
+        return 130
+    if args.evaluate:
+        from miniclip.evaluate import evaluate_run
+
+        print(json.dumps(evaluate_run(run_dir), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Zero-shot classification and retrieval: what a trained CLIP is for, measured.
+
+Chapter 10 builds this file, following section 3.1 of the CLIP paper (Radford et al.,
+2021). Zero-shot classification turns each class name into captions with prompt
+templates ("a photo of the {}."), embeds them, averages the unit vectors of one class
+(prompt ensembling, section 3.1.4) and picks, for each image, the class whose vector is
+nearest. Retrieval ranks every caption for each image (image-to-text) and every image
+for each caption (text-to-image); recall@K is the fraction of queries with a right
+answer among the top K. An image with several captions counts as found by image-to-text
+when any of its captions is in the top K, as the COCO and Flickr benchmarks count.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from miniclip.image import ImageProcessor
+from miniclip.tokenizer import Tokenizer
+
+RECALL_KS = (1, 5, 10)
+
+# Which split each built-in dataset is measured on: shapes' zero-shot test holds only
+# colour-shape pairs never seen in training; the others hold out whole images.
+EVAL_SPLITS = {
+    "shapes": {"zero_shot": "test", "retrieval": "val"},
+    "fashion": {"zero_shot": "test", "retrieval": "test"},
+    "emoji": {"retrieval": "test"},
+    "folder": {"retrieval": "test"},
+}
+
+
+@dataclass
+class Encoder:
+    """A model with the tokenizer and image processor that feed it, on one device."""
+
+    model: torch.nn.Module
+    tokenizer: Tokenizer
+    image_processor: ImageProcessor
+    device: str = "cpu"
+    batch_size: int = 256
+
+    @torch.no_grad()
+    def texts(self, texts: list[str]) -> torch.Tensor:
+        """(len(texts), D) unit-length text features."""
+        context_length = self.model.config.text.max_position_embeddings
+        features = []
+        for start in range(0, len(texts), self.batch_size):
+            tokens = self.tokenizer(texts[start : start + self.batch_size],
+                                    context_length=context_length, padding="longest")
+            features.append(self.model.encode_text(tokens["input_ids"].to(self.device),
+                                                   tokens["attention_mask"].to(self.device)))
+        return F.normalize(torch.cat(features).float(), dim=-1).cpu()
+
+    @torch.no_grad()
+    def images(self, images: list) -> torch.Tensor:
+        """(len(images), D) unit-length image features."""
+        features = []
+        for start in range(0, len(images), self.batch_size):
+            pixels = self.image_processor(images[start : start + self.batch_size])["pixel_values"]
+            features.append(self.model.encode_image(pixels.to(self.device)))
+        return F.normalize(torch.cat(features).float(), dim=-1).cpu()
+
+
+def class_vectors(encoder: Encoder, classnames: list[str], templates: list[str]) -> torch.Tensor:
+    """(C, D): per class, the normalised mean of its prompts' unit vectors (prompt ensembling)."""
+    prompts = [template.format(name) for name in classnames for template in templates]
+    features = encoder.texts(prompts).view(len(classnames), len(templates), -1)
+    return F.normalize(features.mean(dim=1), dim=-1)
+
+
+def zero_shot_accuracy(encoder: Encoder, dataset, templates: list[str], limit: int | None = None) -> float:
+    """Top-1 accuracy of choosing, for each image, among all of `dataset.classnames`."""
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    images = [dataset[i][0] for i in range(count)]
+    labels = torch.tensor([dataset.label(i) for i in range(count)])
+    similarity = encoder.images(images) @ class_vectors(encoder, dataset.classnames, templates).t()
+    return (similarity.argmax(dim=1) == labels).float().mean().item()
+
+
+def recall_at_k(
+    image_features: torch.Tensor, text_features: torch.Tensor, text_to_image: torch.Tensor,
+    ks: tuple[int, ...] = RECALL_KS,
+) -> dict[str, float]:
+    """Image-to-text and text-to-image recall@K; text j is a caption of image text_to_image[j]."""
+    similarity = image_features @ text_features.t()  # (N_images, N_texts)
+    is_caption = text_to_image[None, :] == torch.arange(len(image_features))[:, None]
+    results = {}
+    for k in ks:
+        top_texts = similarity.topk(min(k, similarity.size(1)), dim=1).indices  # (N_images, k)
+        found = is_caption.gather(1, top_texts).any(dim=1)
+        results[f"i2t_recall@{k}"] = found.float().mean().item()
+    for k in ks:
+        top_images = similarity.t().topk(min(k, similarity.size(0)), dim=1).indices  # (N_texts, k)
+        found = (top_images == text_to_image[:, None]).any(dim=1)
+        results[f"t2i_recall@{k}"] = found.float().mean().item()
+    return results
+
+
+def retrieval(encoder: Encoder, dataset, limit: int | None = None) -> dict[str, float]:
+    """recall@1, 5, 10 both ways over the first `limit` items of `dataset`, all captions kept."""
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    images, texts, owners = [], [], []
+    for i in range(count):
+        image, captions = dataset[i]
+        images.append(image)
+        texts.extend(captions)
+        owners.extend([i] * len(captions))
+    return recall_at_k(encoder.images(images), encoder.texts(texts), torch.tensor(owners))
+
+
+def evaluate(encoder: Encoder, data: str, load, limit: int | None = 1000) -> dict[str, float | None]:
+    """Every metric for dataset `data`; `load(split)` returns one of its splits."""
+    splits = EVAL_SPLITS.get(data, {"retrieval": "test"})
+    results: dict[str, float | None] = {"zero_shot_top1": None, "zero_shot_top1_single_prompt": None}
+    if "zero_shot" in splits:
+        dataset = load(splits["zero_shot"])
+        results["zero_shot_top1"] = zero_shot_accuracy(encoder, dataset, dataset.templates, limit)
+        results["zero_shot_top1_single_prompt"] = zero_shot_accuracy(
+            encoder, dataset, dataset.templates[:1], limit)
+    results.update(retrieval(encoder, load(splits["retrieval"]), limit))
+    return results
+
+
+def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict]:
+    """The newest intact checkpoint of a training run, and the run's training settings."""
+    from miniclip.checkpoint import latest_checkpoint
+    from miniclip.model import CLIP
+
+    found = latest_checkpoint(Path(run_dir) / "checkpoints")
+    if found is None:
+        raise FileNotFoundError(f"no intact checkpoint under {Path(run_dir) / 'checkpoints'}; "
+                                "train first: python -m miniclip train --out RUN_DIR")
+    checkpoint, state = found
+    return CLIP.from_pretrained(checkpoint), state["train"]
+
+
+def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None = 1000,
+                 device: str = "cpu") -> dict[str, Any]:
+    """Measure a run's newest checkpoint; write RUN_DIR/eval.json and its figures."""
+    from miniclip.data import load_dataset
+    from miniclip.report import retrieval_grid, similarity_figure
+
+    run_dir = Path(run_dir)
+    model, settings = load_run(run_dir)
+    model.to(device).eval()
+    data = data or settings["data"]
+    options = dict(settings["data_options"]) if data == settings["data"] else {}
+    if data == "shapes":
+        options.setdefault("image_size", model.config.vision.image_size)
+
+    def load(split: str):
+        return load_dataset(data, split=split, seed=settings["seed"], **options)
+
+    encoder = Encoder(model, Tokenizer.from_openai(), ImageProcessor(model.config.vision.image_size), device)
+    results: dict[str, Any] = {"data": data, **evaluate(encoder, data, load, limit)}
+    retrieval_set = load(EVAL_SPLITS.get(data, {"retrieval": "test"})["retrieval"])
+    similarity_figure(encoder, retrieval_set).savefig(run_dir / f"similarity_{data}.png", dpi=110)
+    retrieval_grid(encoder, retrieval_set).savefig(run_dir / f"retrieval_{data}.png", dpi=110)
+    (run_dir / "eval.json").write_text(json.dumps(results, indent=1))
+    return results

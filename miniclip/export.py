@@ -1,0 +1,22 @@
+"""Export a run to a folder that transformers loads as CLIPModel, CLIPTokenizer and CLIPImageProcessor.
+
+Chapter 11 uses it: after `export_run(run, folder)`,
+`transformers.pipeline("zero-shot-image-classification", model=folder)` works offline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from miniclip.evaluate import load_run
+from miniclip.image import ImageProcessor
+from miniclip.tokenizer import Tokenizer
+
+
+def export_run(run_dir: str | Path, directory: str | Path) -> Path:
+    model, _ = load_run(run_dir)
+    directory = Path(directory)
+    model.save_pretrained(directory)
+    Tokenizer.from_openai().save_pretrained(directory)
+    ImageProcessor(model.config.vision.image_size).save_pretrained(directory)
+    return directory

@@ -1,0 +1,394 @@
+"""Training a CLIP: the loop, its schedule, its checkpoints, on one process or many.
+
+Chapter 09 builds this file, following section 2.5 of the CLIP paper (Radford et al.,
+2021): AdamW with decoupled weight decay on the weight matrices only (not on gains,
+biases, the class embedding or the temperature), a linear warm-up then a cosine decay
+of the learning rate, and the learned temperature clipped so that the logits are never
+scaled by more than 100. Around that: gradient clipping, gradient accumulation, mixed
+precision on a GPU, checkpoints that resume exactly, and several processes
+(`torchrun`) that compute the loss over the batch of all of them, as the paper's large
+batches need.
+
+    train(TrainConfig(data="shapes", preset="tiny", out="runs/shapes", minutes=5))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from miniclip import distributed
+from miniclip.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
+from miniclip.config import CLIPConfig
+from miniclip.data import Collate, load_dataset
+from miniclip.data.seeding import keyed_rng
+from miniclip.evaluate import Encoder, retrieval
+from miniclip.image import ImageProcessor
+from miniclip.loss import clip_loss
+from miniclip.model import CLIP
+from miniclip.tokenizer import Tokenizer
+
+MAX_LOGIT_SCALE = math.log(100)  # the paper clips the temperature at 0.01
+TIMING_STEPS = 10  # with --minutes, the step count is planned from these steps' speed
+DEFAULT_STEPS = 1000  # when neither steps nor minutes are given
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved with each checkpoint so that a resumed run is the same run."""
+
+    data: str = "shapes"
+    preset: str = "tiny"
+    out: str = "runs/shapes-tiny"
+    steps: int | None = None  # optimizer steps (1000 if neither this nor minutes is given); or:
+    minutes: float | None = None  # a time budget, turned into a step count after a few steps
+    batch_size: int = 128  # pairs per contrastive batch, over all processes
+    accumulate: int = 1  # micro-batches per optimizer step
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    precision: str = "auto"  # "fp32", "bf16", "fp16"; auto: bf16 on a GPU, fp32 on a CPU
+    compile: bool = False
+    device: str = "auto"
+    seed: int = 0
+    checkpoint_every: int = 200
+    eval_every: int = 100
+    eval_size: int = 256
+    log_every: int = 10
+    workers: int = 0
+    data_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2 (a contrastive batch needs negatives), got {self.batch_size}")
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices (linear, convolution and embedding weights) and nothing else."""
+    decay, no_decay = [], []
+    for _, parameter in sorted(model.named_parameters()):
+        if parameter.requires_grad:
+            (decay if parameter.dim() >= 2 else no_decay).append(parameter)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},  # gains, biases, class embedding, logit_scale
+    ]
+
+
+def learning_rate_at(step: int, total_steps: int, peak: float, warmup_steps: int) -> float:
+    """Linear warm-up from 0 to `peak` over `warmup_steps`, then a cosine decay to 0."""
+    warmup_steps = min(warmup_steps, max(total_steps // 5, 1))
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    return peak * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def clamp_logit_scale(model: nn.Module) -> None:
+    with torch.no_grad():
+        unwrap(model).logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The CLIP inside DistributedDataParallel and torch.compile wrappers."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
+
+
+class OneCaption:
+    """A dataset view whose item i holds one of its captions, drawn from (seed, epoch, i).
+
+    Keying the draw by the item, not by the order of draws, makes a resumed run pick the
+    same captions as an uninterrupted one.
+    """
+
+    def __init__(self, dataset, seed: int):
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        image, captions = self.dataset[i]
+        pick = keyed_rng(self.seed, self.epoch, i).integers(len(captions))
+        return image, [captions[int(pick)]]
+
+
+def batch_loss(model: nn.Module, forward: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The contrastive loss of this process's share of a batch, over the whole batch.
+
+    `forward` is `model` itself, or its DistributedDataParallel / compiled wrapper. Every
+    process sees every process's embeddings, so each image is contrasted with all texts
+    of the global batch (open_clip's gather_with_grad); see `miniclip.distributed`.
+    """
+    output = forward(batch["input_ids"], batch["pixel_values"], batch["attention_mask"])
+    text = distributed.gather_with_grad(output.text_embeds.float())  # (N*B, D)
+    image = distributed.gather_with_grad(output.image_embeds.float())
+    logits_per_text = unwrap(model).logit_scale.exp() * text @ image.t()  # (N*B, N*B)
+    return clip_loss(logits_per_text)
+
+
+def micro_batches(length: int, batch_size: int, seed: int, start: int) -> Iterator[tuple[int, list[int]]]:
+    """(epoch, indices) of micro-batch `start`, `start` + 1, ...: epochs of seeded shuffles.
+
+    Micro-batch m covers positions m * batch_size ... of the endless stream of epochs, so
+    where a run starts from is a number, and resuming needs nothing else.
+    """
+    if batch_size > length:
+        raise ValueError(f"batch size {batch_size} is larger than the dataset ({length} items)")
+    per_epoch = length // batch_size  # the last partial batch of an epoch is dropped
+    micro = start
+    while True:
+        epoch, position = divmod(micro, per_epoch)
+        order = torch.randperm(length, generator=torch.Generator().manual_seed(seed * 10_007 + epoch))
+        yield epoch, order[position * batch_size : (position + 1) * batch_size].tolist()
+        micro += 1
+
+
+class Trainer:
+    """One training run: build or resume, loop, log, checkpoint."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False):
+        self.config = config
+        self.run_dir = Path(config.out)
+        self.rank, self.world_size, self.device = distributed.setup(config.device)
+        if config.batch_size % self.world_size:
+            raise ValueError(f"batch size {config.batch_size} does not split over {self.world_size} processes")
+        torch.manual_seed(config.seed)
+        self.model = CLIP(CLIPConfig.preset(config.preset)).to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(self.model, config.weight_decay), lr=config.learning_rate,
+            betas=(0.9, 0.98), eps=1e-6,  # the paper's values for its ViTs
+        )
+        self.step = 0
+        self.total_steps = config.steps or (None if config.minutes else DEFAULT_STEPS)
+        if resume:
+            self.resume()
+        self.precision = resolve_precision(config.precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.forward = self.model
+        if self.world_size > 1:
+            self.forward = nn.parallel.DistributedDataParallel(self.model)
+        if config.compile:
+            self.forward = torch.compile(self.forward)
+        self.tokenizer = Tokenizer.from_openai()
+        self.train_data = OneCaption(self.load("train"), config.seed)
+        self.collate = Collate(self.tokenizer, ImageProcessor(self.model.config.vision.image_size),
+                               context_length=self.model.config.text.max_position_embeddings,
+                               caption="first", padding="longest")
+
+    def load(self, split: str):
+        options = dict(self.config.data_options)
+        if self.config.data == "shapes":
+            options.setdefault("image_size", self.model.config.vision.image_size)
+        return load_dataset(self.config.data, split=split, seed=self.config.seed, **options)
+
+    def resume(self) -> None:
+        found = latest_checkpoint(self.run_dir / "checkpoints")
+        if found is None:
+            self.log(f"no checkpoint in {self.run_dir / 'checkpoints'}; starting afresh")
+            return
+        checkpoint, state = found
+        saved = state["train"]
+        for key in ("data", "preset", "batch_size", "accumulate", "seed", "learning_rate"):
+            if saved[key] != getattr(self.config, key):
+                raise ValueError(
+                    f"--resume: this run was started with {key}={saved[key]!r}, not "
+                    f"{getattr(self.config, key)!r}; resume with the same settings or pick another --out")
+        self.model.load_state_dict(CLIP.from_pretrained(checkpoint).state_dict())
+        load_training_state(checkpoint, state, self.optimizer)
+        self.step = state["step"]
+        self.total_steps = self.config.steps or state["total_steps"]  # --steps may extend a run
+        self.log(f"resumed from {checkpoint} at step {self.step} of {self.total_steps}")
+
+    # --- the loop -----------------------------------------------------------------
+
+    def loss_on(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The contrastive loss of this process's share of a batch, over the whole batch."""
+        batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+        autocast = (torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
+                    if self.precision in ("bf16", "fp16") else nullcontext())
+        with autocast:
+            return batch_loss(self.model, self.forward, batch)
+
+    def batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """This process's slice of each micro-batch, from the current step on."""
+        config = self.config
+        share = config.batch_size // self.world_size
+        start = self.step * config.accumulate
+        for epoch, indices in micro_batches(len(self.train_data), config.batch_size, config.seed, start):
+            self.train_data.epoch = epoch
+            mine = indices[self.rank * share : (self.rank + 1) * share]
+            yield self.collate([self.train_data[i] for i in mine])
+
+    def train_step(self, batches: Iterator[dict[str, torch.Tensor]]) -> float:
+        config = self.config
+        learning_rate = learning_rate_at(self.step, self.total_steps or 10**9,
+                                         config.learning_rate, config.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        total = 0.0
+        for _ in range(config.accumulate):
+            loss = self.loss_on(next(batches)) / config.accumulate
+            self.scaler.scale(loss).backward()
+            total += loss.item()
+        self.scaler.unscale_(self.optimizer)
+        nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        clamp_logit_scale(self.model)
+        self.step += 1
+        return total
+
+    def run(self, on_step: Callable[[Trainer, dict], None] | None = None) -> Path:
+        """Train to the planned step count; Ctrl-C saves a checkpoint and returns."""
+        config = self.config
+        self.log(f"training {config.preset} on {config.data}, {self.device}, "
+                 f"{self.world_size} process(es), precision {self.precision}, run folder {self.run_dir}")
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "train_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
+        batches = self.batches()
+        started, first_step = time.perf_counter(), self.step
+        window_start, window_step = started, self.step
+        progress = self.progress_bar()
+        try:
+            while self.total_steps is None or self.step < self.total_steps:
+                loss = self.train_step(batches)
+                if self.total_steps is None and self.step - first_step == TIMING_STEPS:
+                    self.total_steps = self.plan_steps(time.perf_counter() - started, TIMING_STEPS)
+                record = {"step": self.step, "loss": round(loss, 5),
+                          "lr": self.optimizer.param_groups[0]["lr"],
+                          "temperature": math.exp(-unwrap(self.model).logit_scale.item())}
+                if self.step % config.log_every == 0 or self.step == self.total_steps:
+                    now = time.perf_counter()
+                    samples = (self.step - window_step) * config.batch_size * config.accumulate
+                    record["samples_per_s"] = round(samples / max(now - window_start, 1e-9), 1)
+                    record["elapsed_s"] = round(now - started, 1)
+                    window_start, window_step = now, self.step
+                    if config.eval_every and (self.step % config.eval_every == 0 or self.step == self.total_steps):
+                        record.update(self.validate())
+                    self.write_metrics(record)
+                progress.update(record, self.total_steps)
+                if on_step is not None:
+                    on_step(self, record)
+                if self.step % config.checkpoint_every == 0:
+                    self.save()
+        except KeyboardInterrupt:
+            progress.close()
+            self.save()
+            self.log(f"interrupted at step {self.step}; saved. Continue with --resume.")
+            raise
+        progress.close()
+        self.save()
+        distributed.barrier()
+        return self.run_dir
+
+    def plan_steps(self, seconds: float, steps: int) -> int:
+        """With --minutes: the step count that fills the budget at the speed of the last `steps`."""
+        per_step = seconds / steps
+        budget = self.config.minutes * 60 * 0.95  # leave room for evaluation and checkpoints
+        total = max(int(budget / per_step), self.step + 1)
+        total = distributed.broadcast_int(total)  # every process must stop at the same step
+        self.log(f"{per_step * 1000:.0f} ms per step: planning {total} steps for {self.config.minutes} minutes")
+        return total
+
+    def validate(self) -> dict[str, float]:
+        """Retrieval recall on a fixed slice of held-out data (process 0 only)."""
+        if self.rank != 0:
+            return {}
+        model = unwrap(self.model)
+        model.eval()
+        from miniclip.evaluate import EVAL_SPLITS
+
+        split = EVAL_SPLITS.get(self.config.data, {"retrieval": "val"})["retrieval"]
+        encoder = Encoder(model, self.tokenizer, ImageProcessor(model.config.vision.image_size), str(self.device))
+        recall = retrieval(encoder, self.load(split), limit=self.config.eval_size)
+        model.train()
+        return {f"val_{key}": round(value, 4) for key, value in recall.items() if key.endswith(("@1", "@5"))}
+
+    def save(self) -> None:
+        if self.rank == 0:
+            extra = {"total_steps": self.total_steps, "train": dataclasses.asdict(self.config)}
+            save_checkpoint(self.run_dir / "checkpoints", unwrap(self.model), self.optimizer, self.step, extra)
+            from miniclip.report import plot_training
+
+            plot_training(self.run_dir)
+        distributed.barrier()
+
+    def write_metrics(self, record: dict) -> None:
+        if self.rank == 0:
+            with open(self.run_dir / "metrics.jsonl", "a") as file:
+                file.write(json.dumps(record) + "\n")
+
+    def log(self, message: str) -> None:
+        if self.rank == 0:
+            print(message, file=sys.stderr, flush=True)
+
+    def progress_bar(self) -> Progress:
+        enabled = self.rank == 0 and os.environ.get("MINICLIP_PROGRESS", "1") != "0"
+        return Progress(enabled, self.step, self.total_steps)
+
+
+class Progress:
+    """A tqdm bar with loss, learning rate, temperature and samples/s (off when disabled)."""
+
+    def __init__(self, enabled: bool, step: int, total: int | None):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True)
+
+    def update(self, record: dict, total: int | None) -> None:
+        if self.bar is None:
+            return
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(1)
+        shown = {"loss": f"{record['loss']:.3f}", "lr": f"{record['lr']:.1e}",
+                 "T": f"{record['temperature']:.3f}"}
+        if "samples_per_s" in record:
+            shown["samples/s"] = f"{record['samples_per_s']:.0f}"
+        self.bar.set_postfix(shown, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision is one of auto, {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision != "fp32" and device.type != "cuda":
+        raise ValueError(f"mixed precision ({precision}) is for GPUs; on {device} use fp32")
+    return precision
+
+
+def train(config: TrainConfig, resume: bool = False, on_step=None) -> Path:
+    """Run a whole training; returns the run folder (checkpoints, metrics.jsonl, plots)."""
+    trainer = Trainer(config, resume=resume)
+    try:
+        return trainer.run(on_step)
+    finally:
+        distributed.cleanup()

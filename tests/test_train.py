@@ -1,0 +1,191 @@
+"""Training: the loop learns, resumes exactly, survives a damaged checkpoint, and
+splits over processes without changing the maths."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from compare import gradient_errors, grads
+from safetensors.torch import load_file, save_file
+
+from miniclip import CLIP, CLIPConfig
+from miniclip.checkpoint import latest_checkpoint
+from miniclip.config import TextConfig, VisionConfig
+from miniclip.loss import clip_loss
+from miniclip.train import (
+    MAX_LOGIT_SCALE,
+    TrainConfig,
+    Trainer,
+    batch_loss,
+    clamp_logit_scale,
+    learning_rate_at,
+    parameter_groups,
+    train,
+)
+
+MICRO = CLIPConfig(
+    text=TextConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                    num_attention_heads=2, max_position_embeddings=8, eos_token_id=49),
+    vision=VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                        num_attention_heads=2, image_size=16, patch_size=8),
+    projection_dim=16,
+)
+
+
+def micro_batch(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(1, 49, (n, 8), generator=generator)
+    input_ids[:, -1] = 49
+    return {"input_ids": input_ids, "attention_mask": torch.ones(n, 8, dtype=torch.long),
+            "pixel_values": torch.randn(n, 3, 16, 16, generator=generator)}
+
+
+def test_weight_decay_only_on_matrices():
+    model = CLIP(MICRO)
+    decay, no_decay = parameter_groups(model, 0.1)
+    names = {id(p): name for name, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    kept = {names[id(p)] for p in no_decay["params"]}
+    assert "logit_scale" in kept and "vision_model.embeddings.class_embedding" in kept
+    assert not any(name.endswith(("bias", "layer_norm1.weight")) for name in decayed)
+    assert "text_model.encoder.layers.0.self_attn.q_proj.weight" in decayed
+    assert decayed | kept == set(names.values()) and no_decay["weight_decay"] == 0.0
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    rates = [learning_rate_at(step, 100, 1.0, 10) for step in range(100)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))
+    assert rates[-1] < 0.001 and rates[55] == pytest.approx(0.5, abs=0.02)
+
+
+def test_temperature_is_clamped_at_one_hundredth():
+    model = CLIP(MICRO)
+    with torch.no_grad():
+        model.logit_scale.fill_(10.0)
+    clamp_logit_scale(model)
+    assert model.logit_scale.item() == pytest.approx(MAX_LOGIT_SCALE)
+    assert model.temperature == pytest.approx(0.01)
+
+
+def test_overfitting_one_batch_drives_the_loss_near_zero():
+    torch.manual_seed(0)
+    model = CLIP(MICRO)
+    optimizer = torch.optim.AdamW(parameter_groups(model, 0.0), lr=1e-2)
+    batch = micro_batch(8)
+    for _ in range(60):
+        loss = batch_loss(model, model, batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert loss.item() < 0.05, f"loss after 60 steps on one batch: {loss.item():.3f}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, folder: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                      RANK=str(rank), WORLD_SIZE=str(world_size))
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world_size)
+    torch.manual_seed(0)
+    model = CLIP(MICRO)
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    batch = micro_batch(6)
+    share = {key: value[rank * 3 : (rank + 1) * 3] for key, value in batch.items()}
+    loss = batch_loss(model, ddp, share)
+    loss.backward()
+    tensors = {f"grad.{name}": p.grad for name, p in model.named_parameters()}
+    save_file({"loss": loss.detach()[None], **tensors}, os.path.join(folder, f"rank{rank}.safetensors"))
+    torch.distributed.destroy_process_group()
+
+
+def test_two_processes_with_gathered_features_equal_one_process_on_the_whole_batch(tmp_path):
+    mp.spawn(_ddp_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    model = CLIP(MICRO)
+    loss = batch_loss(model, model, micro_batch(6))
+    loss.backward()
+    for rank in range(2):
+        result = load_file(tmp_path / f"rank{rank}.safetensors")
+        assert result["loss"].item() == pytest.approx(loss.item(), rel=1e-6)
+        theirs = {name: result[f"grad.{name}"] for name, _ in model.named_parameters()}
+        errors = gradient_errors(theirs, grads(model))
+        worst = max(errors, key=errors.get)
+        assert errors[worst] < 1e-5, f"{worst} differs by {errors[worst]:.1e} (relative)"
+
+
+def small_run(folder, steps=6, **changes) -> TrainConfig:
+    settings = dict(data="shapes", preset="tiny", out=str(folder), steps=steps, batch_size=8,
+                    warmup_steps=2, checkpoint_every=2, eval_every=0, log_every=1,
+                    data_options={"length": 64})
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+class Interrupt:
+    def __init__(self, at: int):
+        self.at = at
+
+    def __call__(self, trainer, record):
+        if trainer.step == self.at:
+            raise KeyboardInterrupt
+
+
+def final_weights(folder):
+    checkpoint, _ = latest_checkpoint(folder / "checkpoints")
+    return load_file(checkpoint / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("straight")
+    train(small_run(folder))
+    return folder
+
+
+def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, uninterrupted):
+    with pytest.raises(KeyboardInterrupt):
+        train(small_run(tmp_path), on_step=Interrupt(at=3))
+    assert latest_checkpoint(tmp_path / "checkpoints")[1]["step"] == 3  # Ctrl-C saved step 3
+    train(small_run(tmp_path), resume=True)
+    expected, resumed = final_weights(uninterrupted), final_weights(tmp_path)
+    for key in expected:
+        assert torch.equal(expected[key], resumed[key]), key
+
+
+def test_a_damaged_checkpoint_is_skipped_for_the_one_before(tmp_path, uninterrupted):
+    import shutil
+
+    shutil.copytree(uninterrupted, tmp_path / "run")
+    checkpoints = tmp_path / "run" / "checkpoints"
+    newest = sorted(checkpoints.iterdir())[-1]
+    weights = newest / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # a truncated write
+    with pytest.warns(UserWarning, match=f"skipping damaged checkpoint {newest.name}"):
+        checkpoint, state = latest_checkpoint(checkpoints)
+    assert state["step"] == 4
+    trainer = Trainer(small_run(tmp_path / "run"), resume=True)
+    assert trainer.step == 4
+
+
+def test_resume_refuses_other_settings(tmp_path, uninterrupted):
+    with pytest.raises(ValueError, match="batch_size=8"):
+        Trainer(small_run(uninterrupted, batch_size=16), resume=True)
+
+
+def test_a_run_leaves_metrics_and_plots(uninterrupted):
+    lines = (uninterrupted / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 6
+    assert (uninterrupted / "training.png").exists()
+
+
+def test_batch_larger_than_the_data_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="larger than the dataset"):
+        train(small_run(tmp_path, batch_size=128, data_options={"length": 64}))

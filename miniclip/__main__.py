@@ -38,6 +38,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--vocab-size", type=int,
+                       help="learn a BPE vocabulary of this size from the captions (default: OpenAI's)")
+    train.add_argument("--workers", type=int, default=0, help="DataLoader processes preparing batches")
     train.add_argument("--checkpoint-every", type=int, default=200)
     train.add_argument("--eval-every", type=int, default=100)
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
@@ -85,7 +88,8 @@ def run_train(args: argparse.Namespace) -> int:
         data=args.data, preset=preset, out=args.out, steps=args.steps, minutes=args.minutes,
         batch_size=args.batch_size, accumulate=args.accumulate, learning_rate=args.learning_rate,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, precision=args.precision,
-        compile=args.compile, device=args.device, seed=args.seed,
+        compile=args.compile, device=args.device, seed=args.seed, workers=args.workers,
+        vocab_size=args.vocab_size,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, data_options=options,
     )
     try:

@@ -93,10 +93,16 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(hidden_size, hidden_size)
         self.out_proj = nn.Linear(hidden_size, hidden_size)
 
+    def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """q_proj(x), k_proj(x), v_proj(x) in one matrix multiply: the weights stacked by rows."""
+        weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
+        bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
+        return F.linear(x, weight, bias).chunk(3, dim=-1)  # 3 x (B, T, C)
+
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, width = x.shape
         head_dim = width // self.num_heads
-        return x.view(batch, length, self.num_heads, head_dim).transpose(1, 2)  # (B, H, T, d)
+        return x.reshape(batch, length, self.num_heads, head_dim).transpose(1, 2)  # (B, H, T, d)
 
     def merge_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, heads, length, head_dim = x.shape
@@ -113,9 +119,7 @@ class Attention(nn.Module):
 
         `mask` is a boolean mask (True = may attend); `causal` adds the causal mask to it.
         """
-        query = self.split_heads(self.q_proj(hidden_states))  # (B, H, T, d)
-        key = self.split_heads(self.k_proj(hidden_states))
-        value = self.split_heads(self.v_proj(hidden_states))
+        query, key, value = map(self.split_heads, self.project_qkv(hidden_states))  # (B, H, T, d)
         if output_attentions:
             if causal:
                 mask = combine_masks(causal_mask(hidden_states.size(1), hidden_states.device), mask)

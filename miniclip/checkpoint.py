@@ -3,6 +3,7 @@
 Chapter 09 uses this file. A checkpoint is a folder `RUN_DIR/checkpoints/step-000200/`:
 
     config.json, model.safetensors   the model, in Hugging Face's layout
+    vocab.json, merges.txt, ...      the tokenizer, when the run learnt its own vocabulary
     optimizer.safetensors            AdamW's moment estimates, one tensor per entry
     state.json                       step, optimizer hyper-parameters, random states,
                                      the trainer's settings, and a SHA-256 of each file
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from miniclip.config import OPENAI_VOCAB_SIZE
 
 STATE_NAME = "state.json"
 OPTIMIZER_NAME = "optimizer.safetensors"
@@ -93,13 +96,21 @@ def save_checkpoint(
     step: int,
     extra: dict[str, Any],
     keep: int = 3,
+    tokenizer=None,
 ) -> Path:
-    """Write checkpoint `step` under `folder` atomically and keep the newest `keep` of them."""
+    """Write checkpoint `step` under `folder` atomically and keep the newest `keep` of them.
+
+    A tokenizer other than OpenAI's is saved beside the model, so the folder is complete.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{step:06d}"
     partial = folder / f".step-{step:06d}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial)
+    if tokenizer is not None and tokenizer.vocab_size != model.config.text.vocab_size:
+        raise ValueError("the tokenizer's vocabulary does not match the model's")
+    if tokenizer is not None and tokenizer.vocab_size != OPENAI_VOCAB_SIZE:
+        tokenizer.save_pretrained(partial)
     tensors, groups = optimizer_tensors(optimizer)
     random_json, random_tensors = random_states()
     tensors.update({f"rng.{key}": value for key, value in random_tensors.items()})

@@ -127,8 +127,8 @@ def evaluate(encoder: Encoder, data: str, load, limit: int | None = 1000) -> dic
     return results
 
 
-def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict]:
-    """The newest intact checkpoint of a training run, and the run's training settings."""
+def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, Tokenizer, dict]:
+    """The newest intact checkpoint of a training run: model, tokenizer, training settings."""
     from miniclip.checkpoint import latest_checkpoint
     from miniclip.model import CLIP
 
@@ -137,7 +137,13 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict]:
         raise FileNotFoundError(f"no intact checkpoint under {Path(run_dir) / 'checkpoints'}; "
                                 "train first: python -m miniclip train --out RUN_DIR")
     checkpoint, state = found
-    return CLIP.from_pretrained(checkpoint), state["train"]
+    return CLIP.from_pretrained(checkpoint), checkpoint_tokenizer(checkpoint), state["train"]
+
+
+def checkpoint_tokenizer(folder: str | Path) -> Tokenizer:
+    """The tokenizer saved in a model folder, or OpenAI's when the folder has none."""
+    folder = Path(folder)
+    return Tokenizer.from_pretrained(folder) if (folder / "vocab.json").exists() else Tokenizer.from_openai()
 
 
 def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None = 1000,
@@ -147,7 +153,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None
     from miniclip.report import retrieval_grid, similarity_figure
 
     run_dir = Path(run_dir)
-    model, settings = load_run(run_dir)
+    model, tokenizer, settings = load_run(run_dir)
     model.to(device).eval()
     data = data or settings["data"]
     options = dict(settings["data_options"]) if data == settings["data"] else {}
@@ -157,10 +163,10 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None
     def load(split: str):
         return load_dataset(data, split=split, seed=settings["seed"], **options)
 
-    encoder = Encoder(model, Tokenizer.from_openai(), ImageProcessor(model.config.vision.image_size), device)
+    encoder = Encoder(model, tokenizer, ImageProcessor(model.config.vision.image_size), device)
     results: dict[str, Any] = {"data": data, **evaluate(encoder, data, load, limit)}
     retrieval_set = load(EVAL_SPLITS.get(data, {"retrieval": "test"})["retrieval"])
     similarity_figure(encoder, retrieval_set).savefig(run_dir / f"similarity_{data}.png", dpi=110)
-    retrieval_grid(encoder, retrieval_set).savefig(run_dir / f"retrieval_{data}.png", dpi=110)
+    retrieval_grid(encoder, retrieval_set, pool=min(200, limit or 200)).savefig(run_dir / f"retrieval_{data}.png", dpi=110)
     (run_dir / "eval.json").write_text(json.dumps(results, indent=1))
     return results

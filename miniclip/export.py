@@ -10,13 +10,12 @@ from pathlib import Path
 
 from miniclip.evaluate import load_run
 from miniclip.image import ImageProcessor
-from miniclip.tokenizer import Tokenizer
 
 
 def export_run(run_dir: str | Path, directory: str | Path) -> Path:
-    model, _ = load_run(run_dir)
+    model, tokenizer, _ = load_run(run_dir)
     directory = Path(directory)
     model.save_pretrained(directory)
-    Tokenizer.from_openai().save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
     ImageProcessor(model.config.vision.image_size).save_pretrained(directory)
     return directory

@@ -43,6 +43,7 @@ from miniclip.tokenizer import Tokenizer
 MAX_LOGIT_SCALE = math.log(100)  # the paper clips the temperature at 0.01
 TIMING_STEPS = 10  # with --minutes, the step count is planned from these steps' speed
 DEFAULT_STEPS = 1000  # when neither steps nor minutes are given
+TOKENIZER_SAMPLE = 2000  # items whose captions a learnt vocabulary is trained on
 
 
 @dataclass
@@ -69,6 +70,7 @@ class TrainConfig:
     eval_size: int = 256
     log_every: int = 10
     workers: int = 0
+    vocab_size: int | None = None  # None: OpenAI's 49,408 tokens; else a BPE learnt from the captions
     data_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -110,21 +112,22 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 class OneCaption:
-    """A dataset view whose item i holds one of its captions, drawn from (seed, epoch, i).
+    """A dataset view whose item (epoch, i) is item i with one caption, drawn from (seed, epoch, i).
 
-    Keying the draw by the item, not by the order of draws, makes a resumed run pick the
-    same captions as an uninterrupted one.
+    Keying the draw by the item, not by the order of draws, makes a resumed run, or one
+    whose items are loaded by several DataLoader workers, pick the same captions.
     """
 
     def __init__(self, dataset, seed: int):
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.dataset, self.seed = dataset, seed
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, i = key
         image, captions = self.dataset[i]
-        pick = keyed_rng(self.seed, self.epoch, i).integers(len(captions))
+        pick = keyed_rng(self.seed, epoch, i).integers(len(captions))
         return image, [captions[int(pick)]]
 
 
@@ -142,20 +145,25 @@ def batch_loss(model: nn.Module, forward: nn.Module, batch: dict[str, torch.Tens
     return clip_loss(logits_per_text)
 
 
-def micro_batches(length: int, batch_size: int, seed: int, start: int) -> Iterator[tuple[int, list[int]]]:
-    """(epoch, indices) of micro-batch `start`, `start` + 1, ...: epochs of seeded shuffles.
+def micro_batches(
+    length: int, batch_size: int, seed: int, start: int, rank: int = 0, world_size: int = 1
+) -> Iterator[list[tuple[int, int]]]:
+    """This process's (epoch, item) keys of micro-batch `start`, `start` + 1, ...
 
-    Micro-batch m covers positions m * batch_size ... of the endless stream of epochs, so
-    where a run starts from is a number, and resuming needs nothing else.
+    Micro-batch m covers positions m * batch_size ... of an endless stream of epochs, each
+    a seeded shuffle, so where a run starts from is a number and resuming needs nothing
+    else. Process `rank` takes its 1/world_size slice of each micro-batch.
     """
     if batch_size > length:
         raise ValueError(f"batch size {batch_size} is larger than the dataset ({length} items)")
     per_epoch = length // batch_size  # the last partial batch of an epoch is dropped
+    share = batch_size // world_size
     micro = start
     while True:
         epoch, position = divmod(micro, per_epoch)
         order = torch.randperm(length, generator=torch.Generator().manual_seed(seed * 10_007 + epoch))
-        yield epoch, order[position * batch_size : (position + 1) * batch_size].tolist()
+        batch = order[position * batch_size : (position + 1) * batch_size].tolist()
+        yield [(epoch, i) for i in batch[rank * share : (rank + 1) * share]]
         micro += 1
 
 
@@ -168,11 +176,18 @@ class Trainer:
         self.rank, self.world_size, self.device = distributed.setup(config.device)
         if config.batch_size % self.world_size:
             raise ValueError(f"batch size {config.batch_size} does not split over {self.world_size} processes")
+        self.tokenizer = self.make_tokenizer(resume)
+        model_config = CLIPConfig.preset(config.preset)
+        text = model_config.text
+        text.vocab_size = self.tokenizer.vocab_size
+        text.bos_token_id, text.eos_token_id = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
+        text.pad_token_id = self.tokenizer.pad_token_id
         torch.manual_seed(config.seed)
-        self.model = CLIP(CLIPConfig.preset(config.preset)).to(self.device)
+        self.model = CLIP(model_config).to(self.device)
         self.optimizer = torch.optim.AdamW(
             parameter_groups(self.model, config.weight_decay), lr=config.learning_rate,
             betas=(0.9, 0.98), eps=1e-6,  # the paper's values for its ViTs
+            fused=True,  # one kernel for all parameters: several times faster than a loop
         )
         self.step = 0
         self.total_steps = config.steps or (None if config.minutes else DEFAULT_STEPS)
@@ -185,7 +200,6 @@ class Trainer:
             self.forward = nn.parallel.DistributedDataParallel(self.model)
         if config.compile:
             self.forward = torch.compile(self.forward)
-        self.tokenizer = Tokenizer.from_openai()
         self.train_data = OneCaption(self.load("train"), config.seed)
         self.collate = Collate(self.tokenizer, ImageProcessor(self.model.config.vision.image_size),
                                context_length=self.model.config.text.max_position_embeddings,
@@ -194,8 +208,22 @@ class Trainer:
     def load(self, split: str):
         options = dict(self.config.data_options)
         if self.config.data == "shapes":
-            options.setdefault("image_size", self.model.config.vision.image_size)
+            options.setdefault("image_size", CLIPConfig.preset(self.config.preset).vision.image_size)
         return load_dataset(self.config.data, split=split, seed=self.config.seed, **options)
+
+    def make_tokenizer(self, resume: bool) -> Tokenizer:
+        """OpenAI's vocabulary, or one learnt from the training captions (kept with the run)."""
+        if self.config.vocab_size is None:
+            return Tokenizer.from_openai()
+        saved = self.run_dir / "tokenizer"
+        if resume and (saved / "vocab.json").exists():
+            return Tokenizer.from_pretrained(saved)
+        data = self.load("train")
+        texts = [caption for i in range(min(len(data), TOKENIZER_SAMPLE)) for caption in data[i][1]]
+        tokenizer = Tokenizer.train(texts, self.config.vocab_size)
+        if self.rank == 0:
+            tokenizer.save_pretrained(saved)
+        return tokenizer
 
     def resume(self) -> None:
         found = latest_checkpoint(self.run_dir / "checkpoints")
@@ -204,7 +232,7 @@ class Trainer:
             return
         checkpoint, state = found
         saved = state["train"]
-        for key in ("data", "preset", "batch_size", "accumulate", "seed", "learning_rate"):
+        for key in ("data", "preset", "batch_size", "accumulate", "seed", "learning_rate", "vocab_size"):
             if saved[key] != getattr(self.config, key):
                 raise ValueError(
                     f"--resume: this run was started with {key}={saved[key]!r}, not "
@@ -226,14 +254,20 @@ class Trainer:
             return batch_loss(self.model, self.forward, batch)
 
     def batches(self) -> Iterator[dict[str, torch.Tensor]]:
-        """This process's slice of each micro-batch, from the current step on."""
+        """This process's slice of each micro-batch, from the current step on.
+
+        With `workers` > 0, DataLoader processes draw and preprocess the next batches while
+        the model trains on this one.
+        """
         config = self.config
-        share = config.batch_size // self.world_size
-        start = self.step * config.accumulate
-        for epoch, indices in micro_batches(len(self.train_data), config.batch_size, config.seed, start):
-            self.train_data.epoch = epoch
-            mine = indices[self.rank * share : (self.rank + 1) * share]
-            yield self.collate([self.train_data[i] for i in mine])
+        keys = micro_batches(len(self.train_data), config.batch_size, config.seed,
+                             self.step * config.accumulate, self.rank, self.world_size)
+        loader = torch.utils.data.DataLoader(
+            self.train_data, batch_sampler=keys, collate_fn=self.collate,
+            num_workers=config.workers, pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if config.workers else None,
+        )
+        return iter(loader)
 
     def train_step(self, batches: Iterator[dict[str, torch.Tensor]]) -> float:
         config = self.config
@@ -292,11 +326,13 @@ class Trainer:
         except KeyboardInterrupt:
             progress.close()
             self.save()
+            self.plot()
             self.log(f"interrupted at step {self.step}; saved. Continue with --resume.")
             raise
         progress.close()
         self.save()
-        distributed.barrier()
+        self.plot()
+        self.log(f"done: {self.step} steps in {time.perf_counter() - started:.0f} s; see {self.run_dir}")
         return self.run_dir
 
     def plan_steps(self, seconds: float, steps: int) -> int:
@@ -325,11 +361,15 @@ class Trainer:
     def save(self) -> None:
         if self.rank == 0:
             extra = {"total_steps": self.total_steps, "train": dataclasses.asdict(self.config)}
-            save_checkpoint(self.run_dir / "checkpoints", unwrap(self.model), self.optimizer, self.step, extra)
+            save_checkpoint(self.run_dir / "checkpoints", unwrap(self.model), self.optimizer,
+                            self.step, extra, tokenizer=self.tokenizer)
+        distributed.barrier()
+
+    def plot(self) -> None:
+        if self.rank == 0:
             from miniclip.report import plot_training
 
             plot_training(self.run_dir)
-        distributed.barrier()
 
     def write_metrics(self, record: dict) -> None:
         if self.rank == 0:

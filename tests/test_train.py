@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from compare import gradient_errors, grads
 from safetensors.torch import load_file, save_file
 
-from miniclip import CLIP, CLIPConfig
+from miniclip import CLIP, CLIPConfig, ImageProcessor
 from miniclip.checkpoint import latest_checkpoint
 from miniclip.config import TextConfig, VisionConfig
 from miniclip.loss import clip_loss
@@ -189,3 +189,33 @@ def test_a_run_leaves_metrics_and_plots(uninterrupted):
 def test_batch_larger_than_the_data_is_refused(tmp_path):
     with pytest.raises(ValueError, match="larger than the dataset"):
         train(small_run(tmp_path, batch_size=128, data_options={"length": 64}))
+
+
+def test_a_learnt_vocabulary_travels_with_the_checkpoint_and_the_export(tmp_path):
+    import transformers
+    from PIL import Image
+
+    from miniclip.evaluate import evaluate_run, load_run
+    from miniclip.export import export_run
+
+    train(small_run(tmp_path / "run", steps=2, vocab_size=600))
+    model, tokenizer, _ = load_run(tmp_path / "run")
+    assert model.config.text.vocab_size == tokenizer.vocab_size == 600
+    assert model.config.text.eos_token_id == tokenizer.eos_token_id == 599
+    results = evaluate_run(tmp_path / "run", limit=16)
+    assert 0 <= results["zero_shot_top1"] <= 1 and "t2i_recall@10" in results
+    assert (tmp_path / "run" / "eval.json").exists()
+
+    export_run(tmp_path / "run", tmp_path / "hf")
+    classify = transformers.pipeline("zero-shot-image-classification", model=str(tmp_path / "hf"))
+    labels = ["red circle", "blue square"]
+    image = Image.new("RGB", (64, 64), "red")
+    scores = {s["label"]: s["score"] for s in classify(image, candidate_labels=labels)}
+    # the pipeline's probabilities equal miniclip's on the same prompts
+    texts = tokenizer([f"This is a photo of {label}." for label in labels], padding="longest")
+    pixels = ImageProcessor(64)([image])["pixel_values"]
+    with torch.no_grad():
+        output = model(texts["input_ids"], pixels, texts["attention_mask"])
+    probabilities = output.logits_per_image.softmax(dim=-1)[0]
+    for label, probability in zip(labels, probabilities.tolist()):
+        assert scores[label] == pytest.approx(probability, abs=1e-4)

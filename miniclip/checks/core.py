@@ -1,0 +1,184 @@
+"""The machinery of the exercise checks: outcomes, comparisons, reference weights.
+
+Every check is a function decorated with `@exercise(name, solution)`: it runs the
+learner's answer on small fixed inputs, compares with `compare`, and returns a success
+line; the decorator prints it, or turns NotImplementedError into a "not written yet"
+line, and records `solution` for `show_solution`. The checks of each chapter live in a
+module of their own beside this one (`ch02_attention.py`, ...).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+Mistakes = Sequence[tuple[Any, str]]  # (what a known wrong answer returns, a hint for it)
+SOLUTIONS: dict[str, Any] = {}  # exercise name -> miniclip's reference, for show_solution
+
+
+class CheckFailed(AssertionError):
+    """The learner's answer disagrees with the reference; the message says where."""
+
+
+def exercise(name: str, solution: Any) -> Callable:
+    """Turn `check(answer) -> success message` into a check that prints its outcome."""
+    SOLUTIONS[name] = solution
+
+    def decorate(check: Callable[..., str]) -> Callable[..., None]:
+        @functools.wraps(check)
+        def run(answer, *args, **kwargs) -> None:
+            __tracebackhide__ = True
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    message = check(answer, *args, **kwargs)
+            except NotImplementedError:
+                print(f"⏳ {name}: not written yet (it raises NotImplementedError). Fill in "
+                      "the cell above, run it, then run this check again.")
+                return
+            except CheckFailed as failure:
+                raise CheckFailed(f"{name}: {failure}") from None
+            print(f"✓ {name}: {message}")
+
+        return run
+
+    return decorate
+
+
+def show_solution(answer: str | Callable) -> None:
+    """Print miniclip's reference for an exercise, given its name or the learner's answer."""
+    name = answer if isinstance(answer, str) else answer.__name__
+    if name not in SOLUTIONS:
+        raise KeyError(f"no exercise named {name!r}; the exercises are {sorted(SOLUTIONS)}")
+    reference = SOLUTIONS[name]
+    module = inspect.getmodule(reference).__name__.replace(".", "/")
+    print(f"# {module}.py\n{inspect.getsource(reference)}")
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)} values"
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
+def show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def difference(got: Any, expected: Any, atol: float, rtol: float) -> str | None:
+    """What is wrong with `got`, in words, or None when it equals `expected`."""
+    if expected is None or not isinstance(got, torch.Tensor):
+        if got is None and expected is None:
+            return None
+        if expected is None:
+            return f"expected None, got {describe(got)}"
+        return f"expected {describe(expected)}, got {describe(got)}"
+    if got.shape != expected.shape:
+        return f"shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
+    if (got.dtype == torch.bool) != (expected.dtype == torch.bool) or (
+        expected.is_floating_point() and not got.is_floating_point()
+    ):
+        return f"dtype {got.dtype}, expected {expected.dtype}"
+    got = got.detach().cpu()
+    if expected.dtype == torch.bool:
+        wrong = got != expected
+    else:
+        got = got.to(expected.dtype)
+        wrong = ~torch.isclose(got, expected, rtol=rtol, atol=atol, equal_nan=True)
+    if not wrong.any():
+        return None
+    if expected.dim() == 0:
+        return f"{show(got.item())}, expected {show(expected.item())}"
+    index = wrong.nonzero()[0].tolist()
+    message = (f"entry {index} is {show(got[tuple(index)].item())}, expected "
+               f"{show(expected[tuple(index)].item())} ({int(wrong.sum())} of {wrong.numel()} "
+               "entries differ")
+    if expected.is_floating_point():
+        if got.isnan().any() and not expected.isnan().any():
+            message += ", some are NaN"
+        else:
+            message += f", by up to {(got - expected).abs().max().item():.3g}"
+    return message + ")"
+
+
+def same(got: Any, wrong: Any, atol: float, rtol: float) -> bool:
+    if not isinstance(got, torch.Tensor) or not isinstance(wrong, torch.Tensor):
+        return got is None and wrong is None
+    if got.shape != wrong.shape or (got.dtype == torch.bool) != (wrong.dtype == torch.bool):
+        return False
+    return difference(got, wrong, atol, rtol) is None
+
+
+def compare(what: str, got: Any, expected: Any, mistakes: Mistakes = (),
+            atol: float = 1e-5, rtol: float = 1e-4) -> None:
+    """Raise CheckFailed, naming `what`, unless `got` equals `expected`."""
+    problem = difference(got, expected, atol, rtol)
+    if problem is None:
+        return
+    hint = next((hint for wrong, hint in mistakes if same(got, wrong, atol, rtol)), None)
+    raise CheckFailed(f"{what}: {problem}" + (f"\nHint: {hint}" if hint else ""))
+
+
+def pair(what: str, result: Any) -> tuple[Any, Any]:
+    """Unpack a module's (output, extra) pair, or say that it is not one."""
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise CheckFailed(f"{what} returned {describe(result)}; it should return a pair "
+                          "(output, attention weights or None)")
+    return result
+
+
+def load(module: nn.Module, state_dict: dict[str, torch.Tensor], name: str) -> nn.Module:
+    """Copy reference weights into the learner's module; their names must match transformers'."""
+    have, want = set(module.state_dict()), set(state_dict)
+    if have != want:
+        raise CheckFailed(
+            f"your {name} has parameters {sorted(have - want) or 'none extra'} and lacks "
+            f"{sorted(want - have) or 'none'}; it needs exactly {sorted(want)}, transformers' "
+            "names, so that their weights load with load_state_dict")
+    try:
+        module.load_state_dict(state_dict)
+    except RuntimeError as error:
+        raise CheckFailed(f"the weights of a reference {name} do not fit yours: {error}") from None
+    return module.eval()
+
+
+def randomize(module: nn.Module, seed: int) -> nn.Module:
+    """Random biases and LayerNorm gains/shifts (not 0 and 1), so swapping two of them shows."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            if parameter.dim() == 1:
+                base = 1.0 if "norm" in name and name.endswith("weight") else 0.0
+                parameter.copy_(base + 0.3 * torch.randn(parameter.shape, generator=generator))
+    return module.eval()
+
+
+def hf_config(**fields) -> Any:
+    """A transformers CLIPTextConfig that runs the explicit ("eager") attention."""
+    from transformers import CLIPTextConfig
+
+    config = CLIPTextConfig(**fields)
+    config._attn_implementation = "eager"  # the path that returns attention weights
+    return config
+
+
+def additive(allowed: torch.Tensor) -> torch.Tensor:
+    """transformers' form of a boolean mask: 0 where allowed, the float minimum elsewhere."""
+    return torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
+
+
+def randn(*shape: int, seed: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def right_padded(lengths: Sequence[int], length: int) -> torch.Tensor:
+    """A tokenizer's (B, T) attention_mask: 1 on the first `lengths[b]` tokens, 0 after."""
+    return (torch.arange(length) < torch.tensor(lengths)[:, None]).long()

@@ -59,7 +59,7 @@ TEMPLATES = [
 ]
 
 SPLITS = ("train", "val", "test", "test_seen", "relations")
-SIZES = {"small": (0.065, 0.08), "large": (0.11, 0.125)}  # radius, as a fraction of the image
+SIZES = {"small": (0.095, 0.11), "large": (0.13, 0.145)}  # radius, as a fraction of the image
 WHERE = (
     ("in the top left", "at the top", "in the top right"),
     ("on the left", "in the middle", "on the right"),

@@ -149,6 +149,8 @@ def checkpoint_tokenizer(folder: str | Path) -> Tokenizer:
 def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None = 1000,
                  device: str = "cpu") -> dict[str, Any]:
     """Measure a run's newest checkpoint; write RUN_DIR/eval.json and its figures."""
+    import matplotlib.pyplot as plt
+
     from miniclip.data import load_dataset
     from miniclip.report import retrieval_grid, similarity_figure
 
@@ -166,7 +168,10 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None
     encoder = Encoder(model, tokenizer, ImageProcessor(model.config.vision.image_size), device)
     results: dict[str, Any] = {"data": data, **evaluate(encoder, data, load, limit)}
     retrieval_set = load(EVAL_SPLITS.get(data, {"retrieval": "test"})["retrieval"])
-    similarity_figure(encoder, retrieval_set).savefig(run_dir / f"similarity_{data}.png", dpi=110)
-    retrieval_grid(encoder, retrieval_set, pool=min(200, limit or 200)).savefig(run_dir / f"retrieval_{data}.png", dpi=110)
+    figures = {"similarity": similarity_figure(encoder, retrieval_set),
+               "retrieval": retrieval_grid(encoder, retrieval_set, pool=min(200, limit or 200))}
+    for name, figure in figures.items():
+        figure.savefig(run_dir / f"{name}_{data}.png", dpi=110)
+        plt.close(figure)
     (run_dir / "eval.json").write_text(json.dumps(results, indent=1))
     return results

@@ -75,7 +75,8 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.batch_size < 2:
-            raise ValueError(f"batch_size must be at least 2 (a contrastive batch needs negatives), got {self.batch_size}")
+            raise ValueError(
+                f"batch_size must be at least 2 (a contrastive batch needs negatives), got {self.batch_size}")
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -81,8 +81,8 @@ def test_attention_layer_equals_transformers_clip_attention():
     additive = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
     their_output, their_weights = theirs(x, attention_mask=additive)
     for output_attentions in (True, False):
-        output, weights = ours(x, padding_mask(attention_mask), causal=True,
-                               output_attentions=output_attentions)
+        output, _ = ours(x, padding_mask(attention_mask), causal=True,
+                         output_attentions=output_attentions)
         torch.testing.assert_close(output, their_output, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(ours(x, padding_mask(attention_mask), causal=True,
                                     output_attentions=True)[1], their_weights)

@@ -20,14 +20,14 @@ TOLERANCE = 1e-5  # largest allowed |miniclip - transformers| / max|transformers
 CONFIGS = {
     "narrow": CLIPConfig(
         text=TextConfig(vocab_size=99, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                        num_attention_heads=4, max_position_embeddings=16, eos_token_id=98),
+                        num_attention_heads=4, max_position_embeddings=16, bos_token_id=0, eos_token_id=98),
         vision=VisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=2,
                             num_attention_heads=4, image_size=30, patch_size=6),
         projection_dim=24,
     ),
     "deep": CLIPConfig(
         text=TextConfig(vocab_size=300, hidden_size=48, intermediate_size=96, num_hidden_layers=4,
-                        num_attention_heads=3, max_position_embeddings=20, eos_token_id=299),
+                        num_attention_heads=3, max_position_embeddings=20, bos_token_id=0, eos_token_id=299),
         vision=VisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3,
                             num_attention_heads=8, image_size=32, patch_size=4, num_channels=3),
         projection_dim=40,
@@ -35,7 +35,7 @@ CONFIGS = {
     # OpenAI's converted hub configs say eos_token_id=2: pooling then takes the largest id.
     "legacy-eos": CLIPConfig(
         text=TextConfig(vocab_size=120, hidden_size=64, intermediate_size=64, num_hidden_layers=1,
-                        num_attention_heads=2, max_position_embeddings=12, eos_token_id=2,
+                        num_attention_heads=2, max_position_embeddings=12, bos_token_id=0, eos_token_id=2,
                         hidden_act="gelu"),
         vision=VisionConfig(hidden_size=16, intermediate_size=64, num_hidden_layers=2,
                             num_attention_heads=1, image_size=16, patch_size=8),

@@ -1,6 +1,7 @@
 """Training: the loop learns, resumes exactly, survives a damaged checkpoint, and
 splits over processes without changing the maths."""
 
+import itertools
 import os
 import socket
 
@@ -13,7 +14,6 @@ from safetensors.torch import load_file, save_file
 from miniclip import CLIP, CLIPConfig, ImageProcessor
 from miniclip.checkpoint import latest_checkpoint
 from miniclip.config import TextConfig, VisionConfig
-from miniclip.loss import clip_loss
 from miniclip.train import (
     MAX_LOGIT_SCALE,
     TrainConfig,
@@ -57,7 +57,7 @@ def test_weight_decay_only_on_matrices():
 def test_schedule_warms_up_then_decays_to_zero():
     rates = [learning_rate_at(step, 100, 1.0, 10) for step in range(100)]
     assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))
+    assert all(a >= b for a, b in itertools.pairwise(rates[9:]))
     assert rates[-1] < 0.001 and rates[55] == pytest.approx(0.5, abs=0.02)
 
 
@@ -169,7 +169,7 @@ def test_a_damaged_checkpoint_is_skipped_for_the_one_before(tmp_path, uninterrup
     weights = newest / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])  # a truncated write
     with pytest.warns(UserWarning, match=f"skipping damaged checkpoint {newest.name}"):
-        checkpoint, state = latest_checkpoint(checkpoints)
+        _, state = latest_checkpoint(checkpoints)
     assert state["step"] == 4
     trainer = Trainer(small_run(tmp_path / "run"), resume=True)
     assert trainer.step == 4

@@ -32,6 +32,7 @@ from torch import nn
 from miniclip.attention import attention_weights, fused_attention
 from miniclip.config import ResNetConfig
 from miniclip.transformer import EncoderOutput
+from miniclip.vision import check_pixel_values
 
 EXPANSION = 4  # a bottleneck block outputs 4 times the channels of its 3x3 convolution
 
@@ -156,18 +157,7 @@ class ModifiedResNet(nn.Module):
                 nn.init.zeros_(block.bn3.weight)
 
     def check_input(self, pixel_values: torch.Tensor) -> None:
-        size, channels = self.config.image_size, self.config.num_channels
-        expected = f"(batch, {channels}, {size}, {size})"
-        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (channels, size, size):
-            raise ValueError(
-                f"pixel_values must have shape {expected}, got {tuple(pixel_values.shape)}; "
-                f"resize images with miniclip.ImageProcessor(size={size})"
-            )
-        if not pixel_values.is_floating_point():
-            raise ValueError(
-                f"pixel_values must be floating point (normalised pixels), got {pixel_values.dtype}; "
-                "raw 0-255 integers go through miniclip.ImageProcessor first"
-            )
+        check_pixel_values(pixel_values, self.config.image_size, self.config.num_channels)
 
     def stem(self, pixel_values: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(pixel_values)))  # (B, width / 2, H / 2, W / 2)

@@ -17,6 +17,21 @@ from miniclip.config import VisionConfig
 from miniclip.transformer import Encoder, EncoderOutput
 
 
+def check_pixel_values(pixel_values: torch.Tensor, size: int, channels: int) -> None:
+    """Raise a ValueError that says what was expected unless pixels are (B, channels, size, size) floats."""
+    expected = f"(batch, {channels}, {size}, {size})"
+    if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (channels, size, size):
+        raise ValueError(
+            f"pixel_values must have shape {expected}, got {tuple(pixel_values.shape)}; "
+            f"resize images with miniclip.ImageProcessor(size={size})"
+        )
+    if not pixel_values.is_floating_point():
+        raise ValueError(
+            f"pixel_values must be floating point (normalised pixels), got {pixel_values.dtype}; "
+            "raw 0-255 integers go through miniclip.ImageProcessor first"
+        )
+
+
 class VisionEmbeddings(nn.Module):
     """Patches by a strided convolution, a class token in front, a position vector added to each."""
 
@@ -51,18 +66,7 @@ class VisionTransformer(nn.Module):
         self.post_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def check_input(self, pixel_values: torch.Tensor) -> None:
-        size, channels = self.config.image_size, self.config.num_channels
-        expected = f"(batch, {channels}, {size}, {size})"
-        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (channels, size, size):
-            raise ValueError(
-                f"pixel_values must have shape {expected}, got {tuple(pixel_values.shape)}; "
-                f"resize images with miniclip.ImageProcessor(size={size})"
-            )
-        if not pixel_values.is_floating_point():
-            raise ValueError(
-                f"pixel_values must be floating point (normalised pixels), got {pixel_values.dtype}; "
-                "raw 0-255 integers go through miniclip.ImageProcessor first"
-            )
+        check_pixel_values(pixel_values, self.config.image_size, self.config.num_channels)
 
     def forward(
         self,

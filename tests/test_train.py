@@ -219,3 +219,14 @@ def test_a_learnt_vocabulary_travels_with_the_checkpoint_and_the_export(tmp_path
     probabilities = output.logits_per_image.softmax(dim=-1)[0]
     for label, probability in zip(labels, probabilities.tolist()):
         assert scores[label] == pytest.approx(probability, abs=1e-4)
+
+
+def test_the_command_line_trains_a_resnet(tmp_path):
+    from miniclip.__main__ import main
+    from miniclip.evaluate import load_run
+
+    out = str(tmp_path / "resnet")
+    assert main(["train", "--vision", "resnet", "--steps", "2", "--batch-size", "8", "--out", out,
+                 "--eval-every", "0", "--vocab-size", "600"]) == 0
+    model, _, settings = load_run(out)
+    assert settings["preset"] == "tiny-resnet" and model.config.vision.kind == "resnet"

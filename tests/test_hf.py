@@ -14,7 +14,7 @@ from miniclip.hf import is_cached
 
 SMALL = CLIPConfig(
     text=TextConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                    num_attention_heads=2, max_position_embeddings=8, eos_token_id=63),
+                    num_attention_heads=2, max_position_embeddings=8, bos_token_id=62, eos_token_id=63),
     vision=VisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                         num_attention_heads=2, image_size=8, patch_size=4),
     projection_dim=8,

@@ -34,7 +34,7 @@ SIZES = {  # (layers, width, heads, image size, output dim)
 
 SMALL = CLIPConfig(  # for the tests of the whole model: fast, with a stage of two blocks
     text=TextConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                    num_attention_heads=2, max_position_embeddings=8, eos_token_id=63),
+                    num_attention_heads=2, max_position_embeddings=8, bos_token_id=62, eos_token_id=63),
     vision=ResNetConfig(layers=(1, 2, 1, 1), width=8, num_attention_heads=2, image_size=32),
     projection_dim=8,
 )

@@ -27,7 +27,7 @@ from miniclip.train import (
 
 MICRO = CLIPConfig(
     text=TextConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                    num_attention_heads=2, max_position_embeddings=8, eos_token_id=49),
+                    num_attention_heads=2, max_position_embeddings=8, bos_token_id=48, eos_token_id=49),
     vision=VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                         num_attention_heads=2, image_size=16, patch_size=8),
     projection_dim=16,

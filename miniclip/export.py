@@ -16,6 +16,7 @@ def export_run(run_dir: str | Path, directory: str | Path) -> Path:
     model, tokenizer, _ = load_run(run_dir)
     directory = Path(directory)
     model.save_pretrained(directory)
+    tokenizer.context_length = model.config.text.max_position_embeddings
     tokenizer.save_pretrained(directory)
     ImageProcessor(model.config.vision.image_size).save_pretrained(directory)
     return directory

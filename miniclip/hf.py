@@ -68,8 +68,9 @@ def cached_snapshot(repo_id: str) -> Path:
         raise FileNotFoundError(
             f"{repo_id!r} is neither a folder nor in the local Hugging Face cache, and miniclip "
             "never downloads. On a machine with internet, run "
-            f"`huggingface-cli download {repo_id}` (or transformers.CLIPModel.from_pretrained"
-            f"({repo_id!r})) once; the weights then load offline from the cache."
+            f"`hf download {repo_id}` (`huggingface-cli download` in older versions of "
+            f"huggingface_hub) or transformers.CLIPModel.from_pretrained({repo_id!r}) once; "
+            "the weights then load offline from the cache."
         ) from error
     return Path(folder)
 

@@ -183,6 +183,7 @@ class Trainer:
         text.vocab_size = self.tokenizer.vocab_size
         text.bos_token_id, text.eos_token_id = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
         text.pad_token_id = self.tokenizer.pad_token_id
+        self.tokenizer.context_length = text.max_position_embeddings  # what a saved tokenizer cuts at
         torch.manual_seed(config.seed)
         self.model = CLIP(model_config).to(self.device)
         self.optimizer = torch.optim.AdamW(

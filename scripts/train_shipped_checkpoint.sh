@@ -4,7 +4,7 @@
 # learnt from the captions keeps the whole model at about 4 MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=${STEPS:-1500}
+steps=${STEPS:-250}
 run=runs/shipped-shapes-tiny
 python -m miniclip train --data shapes --preset tiny --vocab-size 1000 --steps "$steps" \
     --out "$run" --eval-every 250 --checkpoint-every 500 "$@"

@@ -65,7 +65,7 @@ def test_saved_config_is_a_clip_model_config(tmp_path):
 def test_uncached_hub_id_fails_offline_with_a_way_out(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="huggingface-cli download"):
+    with pytest.raises(FileNotFoundError, match="hf download"):
         CLIP.from_pretrained("openai/clip-vit-base-patch32-not-here")
 
 

@@ -1,7 +1,8 @@
 """The small trained CLIP that ships with the course, ready in a second, offline.
 
 Chapters 00, 10, 11 and 12 use it. It is the `tiny` preset trained on the `shapes`
-data with a vocabulary of 1,000 tokens learnt from the captions (so the whole model
+data with a vocabulary learnt from the captions (at most 1,000 tokens; their few words
+need about 630, so the whole model
 is a few megabytes); `scripts/train_shipped_checkpoint.sh` is the command that made it.
 """
 

@@ -2,8 +2,8 @@
 
 Chapters 00, 10, 11 and 12 use it. It is the `tiny` preset trained on the `shapes`
 data with a vocabulary learnt from the captions (at most 1,000 tokens; their few words
-need about 630, so the whole model
-is a few megabytes); `scripts/train_shipped_checkpoint.sh` is the command that made it.
+need about 630), so the whole model is a few megabytes;
+`scripts/train_shipped_checkpoint.sh` is the command that made it.
 """
 
 from __future__ import annotations

@@ -7,10 +7,24 @@ from collections.abc import Callable
 import torch
 
 from miniclip import text as text_module
+from miniclip.attention import padding_mask
 from miniclip.checks.core import (
+    CheckFailed,
     compare,
+    describe,
     exercise,
+    hf_config,
+    load,
+    randomize,
+    right_padded,
 )
+from miniclip.config import TextConfig
+
+__all__ = ["check_eos_positions", "check_text_embeddings", "check_text_transformer"]
+
+LEGACY_EOS_HINT = ("transformers' configs converted from OpenAI before 2023 say eos_token_id=2; "
+                   "for them the text is pooled at the largest id of each row (argmax), which is "
+                   "<|endoftext|> in OpenAI's vocabulary. Treat eos_token_id == 2 that way.")
 
 
 @exercise("eos_positions", text_module.eos_positions)
@@ -37,4 +51,174 @@ def check_eos_positions(eos_positions: Callable) -> str:
     ]
     compare(f"eos_positions(input_ids, eos_token_id={eos}) for rows {input_ids.tolist()}",
             eos_positions(input_ids, eos), expected, mistakes)
-    return "finds the first <|endoftext|> of each row, whatever the padding"
+
+    # The legacy rule: a config that says eos_token_id=2 pools at the largest id.
+    legacy_ids = torch.tensor([[8, 3, 4, 9, 9, 9], [8, 5, 9, 0, 0, 0]])  # <|endoftext|> = 9
+    what = f"eos_positions(input_ids, eos_token_id=2) for rows {legacy_ids.tolist()}"
+    try:
+        got = eos_positions(legacy_ids, text_module.LEGACY_EOS_TOKEN_ID)
+    except ValueError as error:
+        raise CheckFailed(f"{what} raised ValueError({error}). Hint: {LEGACY_EOS_HINT}") from None
+    compare(what, got, torch.tensor([3, 2]),
+            [(torch.zeros(2, dtype=torch.long), f"no row holds the id 2. {LEGACY_EOS_HINT}")])
+    return ("finds the first <|endoftext|> of each row, whatever the padding, and keeps the "
+            "legacy rule of eos_token_id=2")
+
+
+def small_config(**fields) -> TextConfig:
+    """A text tower small enough to check in milliseconds; <|endoftext|> is the largest id."""
+    values = dict(vocab_size=50, hidden_size=24, intermediate_size=40, num_hidden_layers=2,
+                  num_attention_heads=4, max_position_embeddings=8, bos_token_id=48,
+                  eos_token_id=49)
+    return TextConfig(**{**values, **fields})
+
+
+def their_config(config: TextConfig):
+    """transformers' CLIPTextConfig with the same fields."""
+    names = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+             "num_attention_heads", "max_position_embeddings", "pad_token_id", "bos_token_id",
+             "eos_token_id")
+    return hf_config(**{name: getattr(config, name) for name in names})
+
+
+@exercise("TextEmbeddings", text_module.TextEmbeddings)
+def check_text_embeddings(embeddings_class: type) -> str:
+    from transformers.models.clip.modeling_clip import CLIPTextEmbeddings
+
+    config = small_config()
+    torch.manual_seed(0)
+    theirs = CLIPTextEmbeddings(their_config(config)).eval()
+    reference = text_module.TextEmbeddings(config)
+    reference.load_state_dict(theirs.state_dict())
+    yours = load(embeddings_class(config), theirs.state_dict(), "TextEmbeddings")
+    tokens, positions = reference.token_embedding, reference.position_embedding.weight
+    for input_ids in (torch.tensor([[48, 3, 17, 49, 49], [48, 30, 31, 32, 49]]),
+                      torch.tensor([[48, 5, 6, 7, 8, 9, 10, 49]])):
+        batch, length = input_ids.shape
+        what = f"TextEmbeddings(input_ids) for input_ids of shape {(batch, length)}"
+        with torch.no_grad():
+            got = yours(input_ids)
+            mistakes = [
+                (tokens(input_ids),
+                 ("that is the token embedding alone; add the position embedding of each "
+                  "position 0..T-1, or the model cannot tell 'dog bites man' from 'man bites dog'.")),
+                (positions[:length].expand(batch, -1, -1),
+                 "that is the position embedding alone; add the token embedding of each id."),
+                (tokens(input_ids) + positions[:length].flip(0),
+                 "the positions run backwards; token t gets position t: torch.arange(T)."),
+            ]
+            if length < len(positions):
+                mistakes.append((tokens(input_ids) + positions[1:length + 1],
+                                 ("the positions start at 1; the first token, <|startoftext|>, "
+                                  "has position 0.")))
+            compare(what, got, reference(input_ids), mistakes)
+            compare(f"{what}, against transformers' CLIPTextEmbeddings", got, theirs(input_ids))
+    return ("token embedding + position embedding, for a short text and a full-length one; "
+            "equal to miniclip's TextEmbeddings and transformers' CLIPTextEmbeddings")
+
+
+def text_tower_variants(tower: text_module.TextTransformer, input_ids: torch.Tensor,
+                        attention_mask: torch.Tensor | None) -> dict[str, list]:
+    """Common wrong text towers: their (last_hidden_state, pooler_output), with hints."""
+    mask = padding_mask(attention_mask) if attention_mask is not None else None
+    x = tower.embeddings(input_ids)
+    causal, _, _ = tower.encoder(x, mask, causal=True)
+    bidirectional, _, _ = tower.encoder(x, mask, causal=False)
+    unmasked, _, _ = tower.encoder(x, None, causal=True)
+    normed = tower.final_layer_norm(causal)
+    rows = torch.arange(len(input_ids))
+    eos = text_module.eos_positions(input_ids, tower.config.eos_token_id)
+    by_id = (input_ids == tower.config.eos_token_id).int().argmax(dim=-1)
+    last = [
+        (causal,
+         ("that is the encoder's output; the tower ends with final_layer_norm (the pre-LN "
+          "residual stream is never normalised otherwise, chapter 03).")),
+        (tower.final_layer_norm(bidirectional),
+         ("the attention is not causal: pass causal=True to the encoder, so that no token "
+          "sees the words after it.")),
+    ]
+    if mask is not None:
+        last.append((
+            tower.final_layer_norm(unmasked),
+            ("only the padding positions differ: the attention_mask was not used. Turn it into "
+             "padding_mask(attention_mask) and pass it to the encoder; transformers hides "
+             "padding keys from every query, the padding positions included.")))
+    pooled = [
+        (normed[rows, by_id],
+         ("the legacy rule is missing: use eos_positions(input_ids, self.config.eos_token_id); "
+          + LEGACY_EOS_HINT)),
+        (causal[rows, eos],
+         "the pooled vector is read before final_layer_norm; read it after."),
+        (normed[:, -1],
+         ("that is the last position, which is padding in shorter rows; pool at "
+          "eos_positions(input_ids, self.config.eos_token_id).")),
+        (normed[:, 0],
+         ("that is position 0, <|startoftext|>, which has seen no word (the attention is "
+          "causal); pool at the end-of-text token.")),
+        (normed.mean(dim=1),
+         "that is the mean over tokens; CLIP reads the one vector at <|endoftext|>."),
+    ]
+    return {"last_hidden_state": last, "pooler_output": pooled}
+
+
+def list_of(name: str, call: str, got, want, hint: str) -> None:
+    if not isinstance(got, (list, tuple)) or len(got) != len(want):
+        length = len(got) if isinstance(got, (list, tuple)) else "-"
+        raise CheckFailed(f"{call}: {name} is {describe(got)} of length {length}; expected "
+                          f"{len(want)}: {hint}")
+    for index, (tensor, expected) in enumerate(zip(got, want)):
+        compare(f"{call}: {name}[{index}]", tensor, expected)
+
+
+@exercise("TextTransformer", text_module.TextTransformer)
+def check_text_transformer(tower_class: type) -> str:
+    from transformers import CLIPTextModel
+
+    input_ids = torch.tensor([[48, 5, 6, 7, 49, 49, 49],  # padded with <|endoftext|>
+                              [48, 9, 49, 0, 0, 0, 0],  # padded with 0, as OpenAI does
+                              [48, 10, 11, 12, 13, 14, 49]])
+    attention_mask = right_padded([5, 3, 7], 7)
+    cases = [
+        ("with attention_mask", small_config(), attention_mask),
+        ("attention_mask=None", small_config(), None),
+        ("legacy config, eos_token_id=2", small_config(eos_token_id=2), attention_mask),
+    ]
+    torch.manual_seed(0)
+    theirs = randomize(CLIPTextModel._from_config(their_config(cases[0][1]),
+                                                  attn_implementation="eager"), seed=20)
+    weights = theirs.state_dict()
+    for case, config, mask in cases:
+        theirs.config.eos_token_id = theirs.eos_token_id = config.eos_token_id
+        reference = text_module.TextTransformer(config).eval()
+        reference.load_state_dict(weights)
+        yours = load(tower_class(config), weights, "TextTransformer")
+        call = f"TextTransformer(input_ids, attention_mask) [{case}]"
+        with torch.no_grad():
+            got = yours(input_ids, attention_mask=mask)
+            if not hasattr(got, "last_hidden_state") or not hasattr(got, "pooler_output"):
+                raise CheckFailed(f"{call} returned {describe(got)}; return EncoderOutput("
+                                  "last_hidden_state, pooler_output, hidden_states, attentions)")
+            expected = reference(input_ids, mask)
+            their_output = theirs(input_ids, attention_mask=mask)
+            variants = text_tower_variants(reference, input_ids, mask)
+            for name in ("last_hidden_state", "pooler_output"):
+                compare(f"{call}: {name}", getattr(got, name), getattr(expected, name),
+                        variants[name])
+                compare(f"{call}: {name}, against transformers' CLIPTextModel",
+                        getattr(got, name), getattr(their_output, name))
+            compare(f"{call}: hidden_states when not asked for", got.hidden_states, None)
+            compare(f"{call}: attentions when not asked for", got.attentions, None)
+
+    call = "TextTransformer(input_ids, attention_mask, output_hidden_states=True, " \
+           "output_attentions=True)"
+    with torch.no_grad():
+        got = yours(input_ids, attention_mask, output_hidden_states=True, output_attentions=True)
+        expected = reference(input_ids, attention_mask, output_hidden_states=True,
+                             output_attentions=True)
+    list_of("hidden_states", call, got.hidden_states, expected.hidden_states,
+            "the encoder's hidden_states, passed on as they are")
+    list_of("attentions", call, got.attentions, expected.attentions,
+            "the encoder's attentions, passed on as they are")
+    return ("embeddings, causal encoder with the padding mask, final LayerNorm, pooled at "
+            "<|endoftext|> (legacy rule included); equal to miniclip's TextTransformer and "
+            "transformers' CLIPTextModel")

@@ -1,0 +1,194 @@
+"""The checks of chapter 08 accept the reference and reject plausible wrong answers, saying why."""
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from miniclip import checks, plots_training
+from miniclip.checks.ch08_data import collate
+from miniclip.data import load_dataset
+from miniclip.image import CLIP_MEAN, CLIP_STD, ImageProcessor, center_crop, resize_shortest_edge, to_rgb
+
+
+def preprocess(image, size):
+    return torch.from_numpy(ImageProcessor(size).process(image))
+
+
+REFERENCES = [
+    (checks.check_resize_shortest_edge, resize_shortest_edge),
+    (checks.check_center_crop, center_crop),
+    (checks.check_preprocess, preprocess),
+    (checks.check_collate, collate),
+]
+
+
+# ---- wrong answers ----------------------------------------------------------------------
+
+
+def resize_with(rounding=int, longest=False, swap=False, resample=Image.Resampling.BICUBIC):
+    def wrong(image, size):
+        width, height = image.size
+        short, long = sorted((width, height))
+        if longest:
+            new = (rounding(width * size / long), rounding(height * size / long))
+        else:
+            other = rounding(size * long / short)
+            new = (other, size) if width > height else (size, other)
+        if swap:
+            new = new[::-1]
+        return image.resize(new, resample)
+    return wrong
+
+
+WRONG_RESIZES = {
+    "rounded": (resize_with(rounding=round), "truncates"),
+    "longest edge": (resize_with(longest=True), "*longer* side"),
+    "swapped": (resize_with(swap=True), "swapped"),
+    "squashed": (lambda image, size: image.resize((size, size), Image.Resampling.BICUBIC),
+                 "squashes"),
+    "bilinear": (resize_with(resample=Image.Resampling.BILINEAR), "bilinear"),
+    "numpy array": (lambda image, size: np.asarray(resize_shortest_edge(image, size)),
+                    "return a PIL image"),
+}
+
+
+def crop_with(offset=0, swap=False, corner=False, extra=0):
+    def wrong(image, size):
+        width, height = image.size
+        left, top = (width - size + offset) // 2, (height - size + offset) // 2
+        if swap:
+            left, top = top, left
+        if corner:
+            left = top = 0
+        return image.crop((left, top, left + size + extra, top + size + extra))
+    return wrong
+
+
+WRONG_CROPS = {
+    "odd pixel up-left": (crop_with(offset=1), "right and down"),
+    "swapped": (crop_with(swap=True), "swapped"),
+    "corner": (crop_with(corner=True), "top-left corner"),
+    "one too many": (crop_with(extra=1), "right = left + size"),
+}
+
+
+def preprocess_with(mean=CLIP_MEAN, std=CLIP_STD, scale=1 / 255, rgb=to_rgb, channels_last=False,
+                    squash=False):
+    def wrong(image, size):
+        image = rgb(image)
+        if squash:
+            image = image.resize((size, size), Image.Resampling.BICUBIC)
+        else:
+            image = center_crop(resize_shortest_edge(image, size), size)
+        values = (np.asarray(image, dtype=np.float32) * scale - np.float32(mean)) / np.float32(std)
+        return torch.from_numpy(values if channels_last else values.transpose(2, 0, 1).copy())
+    return wrong
+
+
+WRONG_PREPROCESSING = {
+    "not normalised": (preprocess_with(mean=(0, 0, 0), std=(1, 1, 1)), "not normalised"),
+    "not rescaled": (preprocess_with(scale=1.0), "not rescaled"),
+    "mean and std swapped": (preprocess_with(mean=CLIP_STD, std=CLIP_MEAN), "swapped"),
+    "alpha dropped": (preprocess_with(rgb=lambda image: image.convert("RGB")), "drops the alpha"),
+    "channels last": (preprocess_with(channels_last=True), "channels"),
+    "squashed": (preprocess_with(squash=True), "squashed"),
+}
+
+
+def collate_with(pad=None, longest=True, keep_eos=True, inverted=False):
+    def wrong(items, tokenizer, image_processor, context_length):
+        rows = []
+        for _, captions in items:
+            row = [tokenizer.bos_token_id, *tokenizer.encode(captions[0]), tokenizer.eos_token_id]
+            if keep_eos and len(row) > context_length:
+                row = [*row[: context_length - 1], tokenizer.eos_token_id]
+            rows.append(row[:context_length])
+        length = max(map(len, rows)) if longest else context_length
+        filler = tokenizer.pad_token_id if pad is None else pad
+        ids = torch.tensor([row + [filler] * (length - len(row)) for row in rows])
+        mask = torch.tensor([[1] * len(row) + [0] * (length - len(row)) for row in rows])
+        return {"pixel_values": image_processor([image for image, _ in items])["pixel_values"],
+                "input_ids": ids, "attention_mask": 1 - mask if inverted else mask}
+    return wrong
+
+
+def collate_list(items, tokenizer, image_processor, context_length):
+    return list(collate(items, tokenizer, image_processor, context_length).values())
+
+
+WRONG_COLLATES = {
+    "padded with zeros": (collate_with(pad=0), "padded with 0"),
+    "padded to context_length": (collate_with(longest=False), "longest row"),
+    "eos cut off": (collate_with(keep_eos=False), "lost its <|endoftext|>"),
+    "mask inverted": (collate_with(inverted=True), "inverted"),
+    "a list": (collate_list, "return a dict"),
+}
+
+WRONG_ANSWERS = [
+    (checks.check_resize_shortest_edge, WRONG_RESIZES),
+    (checks.check_center_crop, WRONG_CROPS),
+    (checks.check_preprocess, WRONG_PREPROCESSING),
+    (checks.check_collate, WRONG_COLLATES),
+]
+
+
+@pytest.mark.parametrize("check, reference", REFERENCES, ids=lambda x: getattr(x, "__name__", ""))
+def test_reference_passes_with_one_line(check, reference, capsys):
+    check(reference)
+    out = capsys.readouterr().out
+    assert out.startswith("✓ ") and out.count("\n") == 1, out
+
+
+@pytest.mark.parametrize(
+    "check, answer, fragment",
+    [(check, answer, fragment) for check, wrong in WRONG_ANSWERS
+     for answer, fragment in wrong.values()],
+    ids=[f"{check.__name__}-{name}" for check, wrong in WRONG_ANSWERS for name in wrong],
+)
+def test_wrong_answer_fails_and_says_why(check, answer, fragment):
+    with pytest.raises(checks.CheckFailed) as failure:
+        check(answer)
+    assert fragment in str(failure.value), str(failure.value)
+
+
+def test_failure_names_the_case_and_the_entry():
+    with pytest.raises(checks.CheckFailed) as failure:
+        checks.check_center_crop(WRONG_CROPS["corner"][0])
+    message = str(failure.value)
+    assert message.startswith("center_crop: center_crop(37×35 image, 32), pixels"), message
+    assert "expected" in message
+
+
+def test_unfinished_exercise_prints_a_line_instead_of_raising(capsys):
+    def preprocess(image, size):
+        raise NotImplementedError("Your code here")
+
+    checks.check_preprocess(preprocess)
+    assert capsys.readouterr().out.startswith("⏳ preprocess: not written yet")
+
+
+def test_show_solution_prints_the_reference(capsys):
+    checks.show_solution("collate")
+    assert capsys.readouterr().out.startswith("# miniclip/checks/ch08_data.py\ndef collate(")
+    checks.show_solution("preprocess")
+    assert capsys.readouterr().out.startswith("# miniclip/checks/ch08_data.py\ndef preprocess(")
+
+
+# ---- figures ------------------------------------------------------------------------------
+
+
+def test_dataset_figure_is_closed_and_titled():
+    figure = plots_training.dataset_figure(load_dataset("shapes", length=8, image_size=32), 4)
+    assert not matplotlib.pyplot.fignum_exists(figure.number)
+    assert "4 of 8" in figure._suptitle.get_text()
+
+
+def test_preprocessing_figure_shows_each_stage_with_its_size():
+    image = Image.new("RGB", (90, 60), "red")
+    figure = plots_training.preprocessing_figure(image, 32)
+    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
+    assert any("90 × 60" in title for title in titles), titles
+    assert any("48 × 32" in title for title in titles), titles
+    assert any("32 × 32" in title for title in titles), titles

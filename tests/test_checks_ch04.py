@@ -163,3 +163,19 @@ def test_padding_mask_ignored_is_named_at_a_padding_position():
         checks.check_text_transformer(tower(use_mask=False))
     message = str(failure.value)
     assert "[with attention_mask]: last_hidden_state: entry [0, 5," in message, message
+
+
+def test_visibility_figure_frames_the_end_of_text_row():
+    from miniclip.attention import causal_mask
+    from miniclip.plots_encoders import text_visibility_figure
+
+    labels = ["<sot>", "a", "dog", "<eot>", "<pad>"]
+    change = torch.rand(5, 5, generator=torch.Generator().manual_seed(0)).tril()
+    fig = text_visibility_figure(labels, causal_mask(5)[0, 0], change, eos=3, title="seen")
+    mask_ax, change_ax = fig.axes[:2]
+    assert fig.get_suptitle() == "seen" and mask_ax.get_title().startswith("one layer")
+    assert [label.get_text() for label in change_ax.get_xticklabels()] == labels
+    assert change_ax.images[0].get_array().max() <= 1  # each row scaled to its largest
+    frame = change_ax.patches[0]
+    assert frame.get_xy() == (-0.5, 2.5) and frame.get_height() == 1  # the <eot> row
+    assert fig.axes[-1].get_ylabel().startswith("change of output")

@@ -235,3 +235,34 @@ def test_patchify_reference_is_the_patch_convolution():
     expected = convolution(pixel_values).flatten(2).transpose(1, 2)
     got = patchify(pixel_values, 4) @ convolution.weight.flatten(1).T
     torch.testing.assert_close(got, expected)
+
+
+# ---- figures -------------------------------------------------------------------------------
+
+
+def test_position_mosaic_puts_each_positions_own_similarity_at_its_place():
+    from miniclip.plots_encoders import position_similarity_figure, similarity_mosaic
+
+    torch.manual_seed(0)
+    grid = 3
+    mosaic = similarity_mosaic(torch.randn(grid * grid, 16), grid)
+    assert mosaic.shape == (grid * (grid + 1) - 1,) * 2
+    for row in range(grid):
+        for col in range(grid):  # tile (row, col), at the cell of its own position
+            assert abs(mosaic[row * (grid + 1) + row, col * (grid + 1) + col] - 1) < 1e-6
+    fig = position_similarity_figure({"random": torch.randn(9, 16)}, grid, title="positions")
+    ax = fig.axes[0]
+    assert fig.get_suptitle() == "positions" and ax.get_title() == "random"
+    assert ax.get_xlabel() == "patch column" and fig.axes[-1].get_ylabel().startswith("cosine")
+
+
+def test_patch_grid_figure_numbers_the_patches_in_reading_order():
+    from PIL import Image
+
+    from miniclip.plots_encoders import patch_grid_figure
+
+    fig = patch_grid_figure(Image.new("RGB", (16, 16)), patch_size=4, title="patches", shown=3)
+    grid_ax = fig.axes[0]
+    assert [text.get_text() for text in grid_ax.texts] == [str(i) for i in range(16)]
+    assert grid_ax.texts[1].get_position() == (6.0, 2.0)  # patch 1: first row, second column
+    assert grid_ax.get_xlabel() == "x (pixels)"

@@ -10,7 +10,8 @@ The image tower is one of two kinds, as in the paper: a Vision Transformer
 entry; a dict without one (written before the ResNet existed) is a ViT.
 
 Presets:
-- `tiny`: trains on a laptop CPU in minutes (64-pixel images, two layers per tower).
+- `tiny`: trains on a laptop CPU in minutes (72-pixel images cut into 3 x 3 patches of
+  24 pixels, one per cell of the shapes grid; two layers per tower).
 - `tiny-resnet`: `tiny` with a ResNet image tower of about the same parameter count.
 - `small`: for a small GPU.
 - `vit-b-32`: the shapes of openai/clip-vit-base-patch32 (Radford et al., 2021, Table 19).
@@ -189,17 +190,17 @@ def _tiny() -> CLIPConfig:
         ),
         vision=VisionConfig(
             hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
-            image_size=64, patch_size=8,
+            image_size=72, patch_size=24,  # one patch per cell of the shapes data's 3 x 3 grid
         ),
         projection_dim=128,
     )
 
 
 def _tiny_resnet() -> CLIPConfig:
-    # About the parameters of `tiny`'s image tower and projection (~0.45M each), far fewer
-    # multiply-adds: at 64 pixels the last stage is a 2 x 2 grid.
+    # About the parameters of `tiny`'s image tower and projection (~0.6M each), far fewer
+    # multiply-adds. Its images are 64 pixels (a multiple of 32), where the last stage is a 2 x 2 grid.
     config = _tiny()
-    config.vision = ResNetConfig(layers=(2, 2, 2, 2), width=8, num_attention_heads=4, image_size=64)
+    config.vision = ResNetConfig(layers=(2, 2, 2, 3), width=9, num_attention_heads=4, image_size=64)
     return config
 
 

@@ -62,7 +62,9 @@ def patch_grid_figure(image: Image.Image, patch_size: int, title: str, shown: in
                 va="center", fontsize=7, color="white", alpha=0.9)
     ax.set(title=f"{grid} x {grid} = {grid * grid} patches of {patch_size} x {patch_size} pixels",
            xlabel="x (pixels)", ylabel="y (pixels)")
-    strip = bottom.subplots(1, shown + 2)
+    shown = min(shown, grid * grid)
+    more = shown < grid * grid  # a last "..." panel for the patches not drawn
+    strip = bottom.subplots(1, shown + 1 + more)
     bottom.suptitle("the sequence the Transformer reads: class token, then patches in reading "
                     "order", fontsize=10)
     for position, axis in enumerate(strip):
@@ -72,7 +74,7 @@ def patch_grid_figure(image: Image.Image, patch_size: int, title: str, shown: in
             axis.text(0.5, 0.5, "[class]", ha="center", va="center", fontsize=9)
             axis.set_facecolor("#e8e8e8")
             axis.set_xlabel("0", fontsize=8)
-        elif position == shown + 1:
+        elif more and position == shown + 1:
             axis.text(0.5, 0.5, "...", ha="center", va="center", fontsize=12)
             axis.axis("off")
         else:

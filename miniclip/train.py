@@ -211,6 +211,7 @@ class Trainer:
         options = dict(self.config.data_options)
         if self.config.data == "shapes":
             options.setdefault("image_size", CLIPConfig.preset(self.config.preset).vision.image_size)
+            options.setdefault("cache", split == "train")  # draw each scene once, not once per epoch
         return load_dataset(self.config.data, split=split, seed=self.config.seed, **options)
 
     def make_tokenizer(self, resume: bool) -> Tokenizer:
@@ -301,13 +302,14 @@ class Trainer:
             (self.run_dir / "train_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
         batches = self.batches()
         started, first_step = time.perf_counter(), self.step
+        planning = self.total_steps is None  # --minutes: the step count is not known yet
         window_start, window_step = started, self.step
         progress = self.progress_bar()
         try:
             while self.total_steps is None or self.step < self.total_steps:
                 loss = self.train_step(batches)
-                if self.total_steps is None and self.step - first_step == TIMING_STEPS:
-                    self.total_steps = self.plan_steps(time.perf_counter() - started, TIMING_STEPS)
+                if planning and (self.step - first_step) % TIMING_STEPS == 0:
+                    planning = self.plan_steps(time.perf_counter() - started, self.step - first_step)
                 record = {"step": self.step, "loss": round(loss, 5),
                           "lr": self.optimizer.param_groups[0]["lr"],
                           "temperature": math.exp(-unwrap(self.model).logit_scale.item())}
@@ -337,14 +339,23 @@ class Trainer:
         self.log(f"done: {self.step} steps in {time.perf_counter() - started:.0f} s; see {self.run_dir}")
         return self.run_dir
 
-    def plan_steps(self, seconds: float, steps: int) -> int:
-        """With --minutes: the step count that fills the budget at the speed of the last `steps`."""
+    def plan_steps(self, seconds: float, steps: int) -> bool:
+        """With --minutes: set the step count that fills the budget at the speed so far.
+
+        Called every few steps during the first half of the budget, since the first steps
+        are often faster than the rest (caches, clocks, evaluations still to come); the
+        learning-rate schedule follows the refined count. Returns whether to plan again.
+        """
         per_step = seconds / steps
-        budget = self.config.minutes * 60 * 0.95  # leave room for evaluation and checkpoints
-        total = max(int(budget / per_step), self.step + 1)
+        budget = self.config.minutes * 60 * 0.97  # leave room for the last checkpoint
+        total = max(self.step + int((budget - seconds) / per_step), self.step + 1)
         total = distributed.broadcast_int(total)  # every process must stop at the same step
-        self.log(f"{per_step * 1000:.0f} ms per step: planning {total} steps for {self.config.minutes} minutes")
-        return total
+        again = seconds < budget / 2
+        if self.total_steps is None or not again:
+            state = "planning" if again else "final plan:"
+            self.log(f"{per_step * 1000:.0f} ms per step: {state} {total} steps for {self.config.minutes} minutes")
+        self.total_steps = total
+        return again
 
     def validate(self) -> dict[str, float]:
         """Retrieval recall on a fixed slice of held-out data (process 0 only)."""

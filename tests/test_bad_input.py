@@ -18,18 +18,18 @@ def texts(n=2, length=5):
 
 
 def test_wrong_image_size(model):
-    with pytest.raises(ValueError, match=r"\(batch, 3, 64, 64\).*\(2, 3, 32, 32\)"):
+    with pytest.raises(ValueError, match=r"\(batch, 3, 72, 72\).*\(2, 3, 32, 32\)"):
         model.encode_image(torch.randn(2, 3, 32, 32))
 
 
 def test_wrong_channel_count(model):
-    with pytest.raises(ValueError, match=r"\(2, 1, 64, 64\)"):
-        model.encode_image(torch.randn(2, 1, 64, 64))
+    with pytest.raises(ValueError, match=r"\(2, 1, 72, 72\)"):
+        model.encode_image(torch.randn(2, 1, 72, 72))
 
 
 def test_integer_pixels(model):
     with pytest.raises(ValueError, match="floating point.*uint8"):
-        model.encode_image(torch.zeros(2, 3, 64, 64, dtype=torch.uint8))
+        model.encode_image(torch.zeros(2, 3, 72, 72, dtype=torch.uint8))
 
 
 def test_text_longer_than_position_table(model):
@@ -58,7 +58,7 @@ def test_attention_mask_of_another_shape(model):
 
 def test_loss_needs_as_many_texts_as_images(model):
     with pytest.raises(ValueError, match="3 texts and 2 images"):
-        model(texts(n=3), torch.randn(2, 3, 64, 64), return_loss=True)
+        model(texts(n=3), torch.randn(2, 3, 72, 72), return_loss=True)
 
 
 def test_float_token_ids(model):

@@ -33,6 +33,15 @@ def test_shapes_item_is_a_function_of_seed_split_and_index():
     assert first[3][1] != other_seed[3][1] and first[3][1] != other_split[3][1]
 
 
+def test_cached_shapes_equal_drawn_ones():
+    drawn, cached = load_dataset("shapes", length=20), load_dataset("shapes", length=20, cache=True)
+    for _ in range(2):  # the second pass reads the cache
+        for i in (7, 0, 19):
+            assert np.array_equal(pixels(drawn[i][0]), pixels(cached[i][0]))
+            assert drawn[i][1] == cached[i][1]
+    assert sorted(cached.cache) == [0, 7, 19]
+
+
 def test_shapes_image_size_and_captions():
     images = load_dataset("shapes", image_size=96, length=20)
     for i in range(20):

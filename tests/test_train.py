@@ -213,7 +213,7 @@ def test_a_learnt_vocabulary_travels_with_the_checkpoint_and_the_export(tmp_path
     scores = {s["label"]: s["score"] for s in classify(image, candidate_labels=labels)}
     # the pipeline's probabilities equal miniclip's on the same prompts
     texts = tokenizer([f"This is a photo of {label}." for label in labels], padding="longest")
-    pixels = ImageProcessor(64)([image])["pixel_values"]
+    pixels = ImageProcessor(model.config.vision.image_size)([image])["pixel_values"]
     with torch.no_grad():
         output = model(texts["input_ids"], pixels, texts["attention_mask"])
     probabilities = output.logits_per_image.softmax(dim=-1)[0]
@@ -230,3 +230,22 @@ def test_the_command_line_trains_a_resnet(tmp_path):
                  "--eval-every", "0", "--vocab-size", "600"]) == 0
     model, _, settings = load_run(out)
     assert settings["preset"] == "tiny-resnet" and model.config.vision.kind == "resnet"
+
+
+def test_minutes_plan_the_step_count_and_refine_it(tmp_path):
+    trainer = Trainer(small_run(tmp_path / "run", steps=None, minutes=1))
+    trainer.step = 10
+    assert trainer.plan_steps(seconds=6.0, steps=10)  # 0.6 s per step, early: plan again later
+    assert trainer.total_steps == 10 + int((60 * 0.97 - 6.0) / 0.6)
+    trainer.step = 50
+    assert not trainer.plan_steps(seconds=40.0, steps=50)  # past half the budget: final
+    assert trainer.total_steps == 50 + int((60 * 0.97 - 40.0) / 0.8)
+
+
+def test_a_minutes_run_ends_within_its_budget(tmp_path):
+    import time
+
+    start = time.perf_counter()
+    run = train(small_run(tmp_path / "run", steps=None, minutes=0.1))
+    assert time.perf_counter() - start < 0.1 * 60 * 2  # model building and the last checkpoint aside
+    assert latest_checkpoint(run / "checkpoints") is not None

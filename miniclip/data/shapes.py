@@ -244,12 +244,16 @@ class Shapes(Dataset):
     templates = TEMPLATES
 
     def __init__(
-        self, split: str = "train", seed: int = 0, image_size: int = 64, length: int | None = None
+        self, split: str = "train", seed: int = 0, image_size: int = 64, length: int | None = None,
+        cache: bool = False,
     ):
+        """`cache=True` keeps each image once drawn (3 * image_size**2 bytes per item):
+        a training run draws every image once instead of once per epoch."""
         if split not in SPLITS:
             raise ValueError(f"shapes has splits {SPLITS}, not {split!r}")
         self.split, self.seed, self.image_size = split, seed, image_size
         self.length = length if length is not None else (10_000 if split == "train" else 1_000)
+        self.cache: dict[int, np.ndarray] | None = {} if cache else None
 
     def __len__(self) -> int:
         return self.length
@@ -260,7 +264,11 @@ class Shapes(Dataset):
             captions = self.relation_captions(i)
         else:
             captions = scene_captions(self.rng(i, "captions"), shapes)
-        return render(self.rng(i, "pixels"), shapes, self.image_size), captions
+        if self.cache is None:
+            return render(self.rng(i, "pixels"), shapes, self.image_size), captions
+        if i not in self.cache:
+            self.cache[i] = np.asarray(render(self.rng(i, "pixels"), shapes, self.image_size))
+        return Image.fromarray(self.cache[i]), captions
 
     def rng(self, i: int, purpose: str) -> np.random.Generator:
         if not 0 <= i < self.length:

@@ -109,7 +109,7 @@ def exercise_notebook(solved, name: str):
                                   "# BEGIN SOLUTION / # END SOLUTION block")
             cell.source, top_level = strip_solutions(cell.source, where)
             if top_level and RAISES_TAG not in tags(cell):
-                cell.metadata["tags"] = tags(cell) + [RAISES_TAG]
+                cell.metadata["tags"] = [*tags(cell), RAISES_TAG]
         cells.append(cell)
     notebook.cells = cells
     return notebook

@@ -213,7 +213,7 @@ def check_image(path: Path) -> str | None:
         with Image.open(path) as image:
             image.draft("RGB", (64, 64))
             image.load()
-    except Exception as error:  # noqa: BLE001  (Pillow's decoders raise many kinds)
+    except Exception as error:  # Pillow's decoders raise many kinds
         return f"unreadable image ({type(error).__name__}: {error})"
     return None
 

@@ -41,7 +41,7 @@ from miniclip.model import CLIP
 from miniclip.tokenizer import Tokenizer
 
 MAX_LOGIT_SCALE = math.log(100)  # the paper clips the temperature at 0.01
-TIMING_STEPS = 10  # with --minutes, the step count is planned from these steps' speed
+TIMING_STEPS = 10  # with --minutes, the step count is planned after these steps, then every as many
 DEFAULT_STEPS = 1000  # when neither steps nor minutes are given
 TOKENIZER_SAMPLE = 2000  # items whose captions a learnt vocabulary is trained on
 
@@ -350,7 +350,7 @@ class Trainer:
         budget = self.config.minutes * 60 * 0.97  # leave room for the last checkpoint
         total = max(self.step + int((budget - seconds) / per_step), self.step + 1)
         total = distributed.broadcast_int(total)  # every process must stop at the same step
-        again = seconds < budget / 2
+        again = bool(distributed.broadcast_int(int(seconds < budget / 2)))  # one decision for all processes
         if self.total_steps is None or not again:
             state = "planning" if again else "final plan:"
             self.log(f"{per_step * 1000:.0f} ms per step: {state} {total} steps for {self.config.minutes} minutes")

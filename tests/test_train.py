@@ -242,10 +242,8 @@ def test_minutes_plan_the_step_count_and_refine_it(tmp_path):
     assert trainer.total_steps == 50 + int((60 * 0.97 - 40.0) / 0.8)
 
 
-def test_a_minutes_run_ends_within_its_budget(tmp_path):
-    import time
-
-    start = time.perf_counter()
-    run = train(small_run(tmp_path / "run", steps=None, minutes=0.1))
-    assert time.perf_counter() - start < 0.1 * 60 * 2  # model building and the last checkpoint aside
-    assert latest_checkpoint(run / "checkpoints") is not None
+def test_a_minutes_run_plans_its_step_count_and_reaches_it(tmp_path):
+    trainer = Trainer(small_run(tmp_path / "run", steps=None, minutes=0.05))
+    trainer.run()
+    assert trainer.total_steps is not None and trainer.step == trainer.total_steps >= 1
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints") is not None

@@ -3,9 +3,9 @@ its figures draw what they say."""
 
 import math
 
-import pytest
 import torch
 import torch.nn.functional as F
+from check_cases import reference_and_wrong_answer_tests
 from torch import nn
 
 from miniclip import CLIP, CLIPConfig, checks, plots_model
@@ -189,24 +189,8 @@ WRONG_ANSWERS = {
 }
 
 
-@pytest.mark.parametrize("check, reference", REFERENCES,
-                         ids=lambda x: getattr(x, "__name__", ""))
-def test_reference_passes_with_one_line(check, reference, capsys):
-    check(reference)
-    out = capsys.readouterr().out
-    assert out.startswith("✓ ") and out.count("\n") == 1, out
-
-
-@pytest.mark.parametrize(
-    "check, answer, fragment",
-    [(check, answer, fragment) for check, wrong in WRONG_ANSWERS.items()
-     for answer, fragment in wrong.values()],
-    ids=[f"{check.__name__}-{name}" for check, wrong in WRONG_ANSWERS.items() for name in wrong],
-)
-def test_wrong_answer_fails_and_says_why(check, answer, fragment):
-    with pytest.raises(checks.CheckFailed) as failure:
-        check(answer)
-    assert fragment in str(failure.value), str(failure.value)
+test_reference_passes_with_one_line, test_wrong_answer_fails_and_says_why = reference_and_wrong_answer_tests(
+    REFERENCES, list(WRONG_ANSWERS.items()))
 
 
 def test_unwritten_exercises_print_a_line_instead_of_raising(capsys):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from check_cases import reference_and_wrong_answer_tests
 
 from miniclip import checks, plots_loss, widgets_loss
 from miniclip.checks.ch07_loss import clip_loss_gradient, clip_loss_numpy, cross_entropy
@@ -103,22 +104,8 @@ WRONG_ANSWERS = [
 ]
 
 
-@pytest.mark.parametrize("check, reference", REFERENCES, ids=lambda x: getattr(x, "__name__", ""))
-def test_reference_passes_with_one_line(check, reference, capsys):
-    check(reference)
-    out = capsys.readouterr().out
-    assert out.startswith("✓ ") and out.count("\n") == 1, out
-
-
-@pytest.mark.parametrize(
-    "check, answer, fragment",
-    [(check, answer, fragment) for check, wrong in WRONG_ANSWERS for answer, fragment in wrong.values()],
-    ids=[f"{check.__name__}-{name}" for check, wrong in WRONG_ANSWERS for name in wrong],
-)
-def test_wrong_answer_fails_and_says_why(check, answer, fragment):
-    with pytest.raises(checks.CheckFailed) as failure:
-        check(answer)
-    assert fragment in str(failure.value), str(failure.value)
+test_reference_passes_with_one_line, test_wrong_answer_fails_and_says_why = reference_and_wrong_answer_tests(
+    REFERENCES, WRONG_ANSWERS)
 
 
 def test_numpy_reference_agrees_with_torch_at_the_cap():

@@ -4,8 +4,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-import pytest
 import torch
+from check_cases import reference_and_wrong_answer_tests
 
 from miniclip import checks
 from miniclip.checks.ch11_reference import PIPELINE_TEMPLATE, write_config, zero_shot_probabilities
@@ -135,23 +135,8 @@ WRONG_ANSWERS = [
 ]
 
 
-@pytest.mark.parametrize("check, reference", REFERENCES, ids=lambda x: getattr(x, "__name__", ""))
-def test_reference_passes_with_one_line(check, reference, capsys):
-    check(reference)
-    out = capsys.readouterr()
-    assert out.out.startswith("✓ ") and out.out.count("\n") == 1, out.out
-    assert out.err == "", out.err  # the notebook compares stderr: no progress bars, no warnings
-
-
-@pytest.mark.parametrize(
-    "check, answer, fragment",
-    [(check, answer, fragment) for check, wrong in WRONG_ANSWERS for answer, fragment in wrong.values()],
-    ids=[f"{check.__name__}-{name}" for check, wrong in WRONG_ANSWERS for name in wrong],
-)
-def test_wrong_answer_fails_and_says_why(check, answer, fragment):
-    with pytest.raises(checks.CheckFailed) as failure:
-        check(answer)
-    assert fragment in str(failure.value), str(failure.value)
+test_reference_passes_with_one_line, test_wrong_answer_fails_and_says_why = reference_and_wrong_answer_tests(
+    REFERENCES, WRONG_ANSWERS)
 
 
 def test_reference_config_is_what_miniclip_writes():

@@ -1,9 +1,9 @@
 """Chapter 12's checks accept the reference and reject plausible wrong answers, saying why; its
 figures draw what they say."""
 
-import pytest
 import torch
 import torch.nn.functional as F
+from check_cases import reference_and_wrong_answer_tests
 
 from miniclip import checks, plots_limits
 from miniclip.checks.ch12_limits import binding_score, gathered_gradient
@@ -79,22 +79,8 @@ REFERENCES = [(checks.check_binding_score, binding_score), (checks.check_gathere
 WRONG_ANSWERS = [(checks.check_binding_score, WRONG_BINDING), (checks.check_gathered_gradient, WRONG_GATHERED)]
 
 
-@pytest.mark.parametrize("check, reference", REFERENCES, ids=lambda x: getattr(x, "__name__", ""))
-def test_reference_passes_with_one_line(check, reference, capsys):
-    check(reference)
-    out = capsys.readouterr().out
-    assert out.startswith("✓ ") and out.count("\n") == 1, out
-
-
-@pytest.mark.parametrize(
-    "check, answer, fragment",
-    [(check, answer, fragment) for check, wrong in WRONG_ANSWERS for answer, fragment in wrong.values()],
-    ids=[f"{check.__name__}-{name}" for check, wrong in WRONG_ANSWERS for name in wrong],
-)
-def test_wrong_answer_fails_and_says_why(check, answer, fragment):
-    with pytest.raises(checks.CheckFailed) as failure:
-        check(answer)
-    assert fragment in str(failure.value), str(failure.value)
+test_reference_passes_with_one_line, test_wrong_answer_fails_and_says_why = reference_and_wrong_answer_tests(
+    REFERENCES, WRONG_ANSWERS)
 
 
 def test_gathered_gradient_makes_processes_equal_one_process():

@@ -11,6 +11,7 @@ from miniclip.attention import padding_mask
 from miniclip.checks.core import (
     CheckFailed,
     compare,
+    compare_tower_output,
     describe,
     exercise,
     hf_config,
@@ -195,19 +196,9 @@ def check_text_transformer(tower_class: type) -> str:
         call = f"TextTransformer(input_ids, attention_mask) [{case}]"
         with torch.no_grad():
             got = yours(input_ids, attention_mask=mask)
-            if not hasattr(got, "last_hidden_state") or not hasattr(got, "pooler_output"):
-                raise CheckFailed(f"{call} returned {describe(got)}; return EncoderOutput("
-                                  "last_hidden_state, pooler_output, hidden_states, attentions)")
-            expected = reference(input_ids, mask)
-            their_output = theirs(input_ids, attention_mask=mask)
-            variants = text_tower_variants(reference, input_ids, mask)
-            for name in ("last_hidden_state", "pooler_output"):
-                compare(f"{call}: {name}", getattr(got, name), getattr(expected, name),
-                        variants[name])
-                compare(f"{call}: {name}, against transformers' CLIPTextModel",
-                        getattr(got, name), getattr(their_output, name))
-            compare(f"{call}: hidden_states when not asked for", got.hidden_states, None)
-            compare(f"{call}: attentions when not asked for", got.attentions, None)
+            compare_tower_output(call, got, reference(input_ids, mask),
+                                 theirs(input_ids, attention_mask=mask), "CLIPTextModel",
+                                 text_tower_variants(reference, input_ids, mask))
 
     call = "TextTransformer(input_ids, attention_mask, output_hidden_states=True, " \
            "output_attentions=True)"

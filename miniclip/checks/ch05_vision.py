@@ -10,6 +10,7 @@ from miniclip import vision as vision_module
 from miniclip.checks.core import (
     CheckFailed,
     compare,
+    compare_tower_output,
     describe,
     exercise,
     load,
@@ -174,19 +175,8 @@ def check_vision_transformer(tower_class: type) -> str:
     call = "VisionTransformer(pixel_values) for pixel_values of shape (2, 3, 16, 16)"
     with torch.no_grad():
         got = yours(pixel_values)
-        if not hasattr(got, "last_hidden_state") or not hasattr(got, "pooler_output"):
-            raise CheckFailed(f"{call} returned {describe(got)}; return EncoderOutput("
-                              "last_hidden_state, pooler_output, hidden_states, attentions)")
-        expected = reference(pixel_values)
-        their_output = theirs(pixel_values)
-        variants = vision_tower_variants(reference, pixel_values)
-        for name in ("last_hidden_state", "pooler_output"):
-            compare(f"{call}: {name}", getattr(got, name), getattr(expected, name),
-                    variants[name])
-            compare(f"{call}: {name}, against transformers' CLIPVisionModel",
-                    getattr(got, name), getattr(their_output, name))
-        compare(f"{call}: hidden_states when not asked for", got.hidden_states, None)
-        compare(f"{call}: attentions when not asked for", got.attentions, None)
+        compare_tower_output(call, got, reference(pixel_values), theirs(pixel_values),
+                             "CLIPVisionModel", vision_tower_variants(reference, pixel_values))
 
         call = "VisionTransformer(pixel_values, output_hidden_states=True, output_attentions=True)"
         got = yours(pixel_values, output_hidden_states=True, output_attentions=True)

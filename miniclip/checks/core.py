@@ -127,6 +127,21 @@ def compare(what: str, got: Any, expected: Any, mistakes: Mistakes = (),
     raise CheckFailed(f"{what}: {problem}" + (f"\nHint: {hint}" if hint else ""))
 
 
+def compare_tower_output(call: str, got: Any, expected: Any, theirs: Any, their_name: str,
+                         variants: dict[str, Mistakes]) -> None:
+    """A tower's output (chapters 04 and 05): its last_hidden_state and pooler_output equal the
+    reference's and transformers', and no hidden_states or attentions that were not asked for."""
+    if not hasattr(got, "last_hidden_state") or not hasattr(got, "pooler_output"):
+        raise CheckFailed(f"{call} returned {describe(got)}; return EncoderOutput("
+                          "last_hidden_state, pooler_output, hidden_states, attentions)")
+    for name in ("last_hidden_state", "pooler_output"):
+        compare(f"{call}: {name}", getattr(got, name), getattr(expected, name), variants[name])
+        compare(f"{call}: {name}, against transformers' {their_name}",
+                getattr(got, name), getattr(theirs, name))
+    compare(f"{call}: hidden_states when not asked for", got.hidden_states, None)
+    compare(f"{call}: attentions when not asked for", got.attentions, None)
+
+
 def pair(what: str, result: Any) -> tuple[Any, Any]:
     """Unpack a module's (output, extra) pair, or say that it is not one."""
     if not isinstance(result, tuple) or len(result) != 2:

@@ -129,18 +129,31 @@ def write(notebook, path: Path) -> None:
     path.write_text(nbformat.writes(notebook) + "\n", encoding="utf-8")
 
 
-def execute(notebook, directory: Path, timeout: int = 600):
+def execute(notebook, directory: Path, timeout: int = 300, attempts: int = 2):
     """Run every cell in a fresh python3 kernel whose working directory is `directory`.
 
     Timings are not recorded and outputs are tidied (`tidy_outputs`), so two runs write
-    the same file.
+    the same file. A cell that gets no reply within `timeout` seconds (the slowest takes
+    under a minute; a kernel now and then stops answering) runs the notebook again in a
+    new kernel, up to `attempts` times in all.
     """
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    client = NotebookClient(notebook, timeout=timeout, kernel_name=KERNELSPEC["name"],
-                            resources={"metadata": {"path": str(directory)}},
-                            record_timing=False, store_widget_state=True)
-    client.execute()
+    source = copy.deepcopy(notebook)
+    for attempt in range(1, attempts + 1):
+        notebook = copy.deepcopy(source)
+        client = NotebookClient(notebook, timeout=timeout, kernel_name=KERNELSPEC["name"],
+                                resources={"metadata": {"path": str(directory)}},
+                                record_timing=False, store_widget_state=True)
+        try:
+            client.execute()
+            break
+        except (CellTimeoutError, DeadKernelError) as error:
+            if attempt == attempts:
+                raise
+            print(f"no reply from the kernel ({type(error).__name__}); running the notebook "
+                  f"again ({attempt + 1} of {attempts})", file=sys.stderr, flush=True)
     notebook.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
     for cell in notebook.cells:
         if cell.cell_type == "code":
@@ -181,7 +194,7 @@ def build(names: list[str] | None = None, solutions: Path = SOLUTIONS,
         target = chapters / path.name
         if run:
             print(f"running {target.relative_to(chapters.parent)} ...", flush=True)
-            execute(notebook, chapters)
+            notebook = execute(notebook, chapters)
         write(notebook, target)
         written.append(target)
     return written

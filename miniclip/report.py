@@ -39,11 +39,15 @@ def plot_training(run_dir: str | Path, save: bool = True):
     axes[2].plot(steps, [r["lr"] for r in records])
     axes[2].set(title="Learning rate", xlabel="step", ylabel="learning rate")
     validated = [r for r in records if "val_i2t_recall@1" in r]
-    for key in ("val_i2t_recall@1", "val_i2t_recall@5", "val_t2i_recall@1", "val_t2i_recall@5"):
-        axes[3].plot([r["step"] for r in validated], [r[key] for r in validated], marker=".",
-                     label=key[4:])
     axes[3].set(title="Validation recall", xlabel="step", ylabel="recall", ylim=(0, 1.02))
-    axes[3].legend(fontsize=8)
+    if validated:
+        for key in ("val_i2t_recall@1", "val_i2t_recall@5", "val_t2i_recall@1", "val_t2i_recall@5"):
+            axes[3].plot([r["step"] for r in validated], [r[key] for r in validated], marker=".",
+                         label=key[4:])
+        axes[3].legend(fontsize=8)
+    else:
+        axes[3].text(0.5, 0.5, "not validated in this run\n(eval_every = 0)", ha="center",
+                     va="center", transform=axes[3].transAxes, color="grey")
     figure.tight_layout()
     if save:
         figure.savefig(run_dir / "training.png", dpi=100)

@@ -124,6 +124,28 @@ def test_every_exercise_has_a_statement_before_and_a_check_after(path):
             f"{path.name}, cell {index}: the next cell should run a check")
 
 
+HANGS_ONCE = """import pathlib, time
+marker = pathlib.Path("tried")
+if not marker.exists():
+    marker.write_text("once")
+    time.sleep(60)
+print("ran")"""
+
+
+def test_a_kernel_that_stops_answering_gets_one_more_try(tmp_path, capfd):
+    ran = course.execute(notebook(("code", HANGS_ONCE, [])), tmp_path, timeout=5)
+    assert ran.cells[0].outputs[0].text == "ran\n"
+    assert "running the notebook again (2 of 2)" in capfd.readouterr().err
+
+
+def test_a_kernel_that_never_answers_is_an_error(tmp_path):
+    from nbclient.exceptions import CellTimeoutError
+
+    with pytest.raises(CellTimeoutError):
+        course.execute(notebook(("code", "import time; time.sleep(60)", [])), tmp_path,
+                       timeout=3, attempts=1)
+
+
 @pytest.mark.parametrize("path", SOLVED, ids=lambda path: path.name)
 def test_solved_notebooks_are_committed_executed(path):
     unrun = [i for i, cell in enumerate(course.read(path).cells)

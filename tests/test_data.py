@@ -14,7 +14,7 @@ from PIL import Image
 from miniclip.data import HELD_OUT_PAIRS, Collate, DataError, load_dataset
 from miniclip.data import fashion as fashion_module
 from miniclip.data.preview import show_samples
-from miniclip.data.shapes import CLASSNAMES, OPPOSITE, SEEN_PAIRS
+from miniclip.data.shapes import CLASSNAMES, COLOURS, OPPOSITE, SEEN_PAIRS, Shape, render, rgb
 from miniclip.image import ImageProcessor
 
 # ----- shapes ---------------------------------------------------------------------------------
@@ -73,6 +73,18 @@ def test_shapes_test_split_is_zero_shot_over_all_classes():
     assert all("{}" in template for template in test.templates)
     with pytest.raises(ValueError, match="one-shape split"):
         load_dataset("shapes", "train").label(0)
+
+
+def test_shapes_are_drawn_in_named_colours_or_in_any_colour_by_code():
+    assert rgb("red") == COLOURS["red"]
+    assert rgb("#a0c814") == (160, 200, 20)
+    for bad in ("pink", "#a0c81", "#a0c8zz"):
+        with pytest.raises(ValueError, match=re.escape(repr(bad))):
+            rgb(bad)
+    shape = Shape("#00ffff", "star", "large", 1, 1)
+    image = np.asarray(render(np.random.default_rng(0), [shape], 72)).astype(int)
+    centre = image[30:42, 30:42].reshape(-1, 3).mean(axis=0)
+    assert centre[0] < 80 and centre[1] > 180 and centre[2] > 180  # cyan, whatever the noise
 
 
 def test_relations_captions_are_true_and_contrasts_false():

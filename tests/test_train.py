@@ -186,6 +186,16 @@ def test_a_run_leaves_metrics_and_plots(uninterrupted):
     assert (uninterrupted / "training.png").exists()
 
 
+def test_the_training_plot_says_when_a_run_was_not_validated(uninterrupted):
+    from miniclip.report import plot_training
+
+    figure = plot_training(uninterrupted, save=False)
+    recall = figure.axes[3]
+    assert not recall.lines  # eval_every=0: nothing to draw
+    assert "not validated" in recall.texts[0].get_text()
+    assert all(len(axis.lines) > 0 for axis in figure.axes[:3])
+
+
 def test_batch_larger_than_the_data_is_refused(tmp_path):
     with pytest.raises(ValueError, match="larger than the dataset"):
         train(small_run(tmp_path, batch_size=128, data_options={"length": 64}))

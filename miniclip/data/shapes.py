@@ -77,7 +77,7 @@ OPPOSITE = {
 class Shape:
     """One shape of a scene: what it is and where it sits on the 3 x 3 grid."""
 
-    colour: str
+    colour: str  # a name of COLOURS, or "#rrggbb" for a shape drawn in another colour
     kind: str
     size: str  # "small" or "large"
     row: int  # 0 (top) to 2 (bottom)
@@ -207,6 +207,18 @@ def outline(
     return [tuple(corner) for corner in corners.tolist()]
 
 
+def rgb(colour: str) -> tuple[int, int, int]:
+    """A colour's red, green and blue: one of `COLOURS` by name, or any colour as "#rrggbb"."""
+    if colour in COLOURS:
+        return COLOURS[colour]
+    if len(colour) == 7 and colour.startswith("#"):
+        try:
+            return tuple(int(colour[k : k + 2], 16) for k in (1, 3, 5))
+        except ValueError:
+            pass
+    raise ValueError(f"colour {colour!r} is neither one of {list(COLOURS)} nor a code like '#a0c814'")
+
+
 def draw_shape(draw: ImageDraw.ImageDraw, shape: Shape, rng: np.random.Generator, size: int):
     cell = size / 3
     radius = rng.uniform(*SIZES[shape.size]) * size
@@ -214,7 +226,7 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: Shape, rng: np.random.Generator
     x = (shape.col + 0.5) * cell + rng.uniform(-slack, slack)
     y = (shape.row + 0.5) * cell + rng.uniform(-slack, slack)
     jitter = rng.integers(-15, 16, 3).tolist()
-    colour = tuple(min(max(c + j, 0), 255) for c, j in zip(COLOURS[shape.colour], jitter))
+    colour = tuple(min(max(c + j, 0), 255) for c, j in zip(rgb(shape.colour), jitter))
     if shape.kind == "circle":
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
     else:

@@ -197,7 +197,11 @@ class Tokenizer:
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int, **kwargs) -> Tokenizer:
-        """Learn a vocabulary of `vocab_size` tokens (the 514 base ones included) from texts."""
+        """Learn a vocabulary of up to `vocab_size` tokens (the 514 base ones included) from texts.
+
+        It is smaller when the texts run out of merges first: once every word is a single
+        token there is nothing left to merge (`tokenizer.vocab_size` tells the size reached).
+        """
         if vocab_size < BASE_TOKENS:
             raise ValueError(f"vocab_size must be at least {BASE_TOKENS}, not {vocab_size}")
         clean = CLEANERS[kwargs.get("clean", "transformers")]

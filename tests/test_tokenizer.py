@@ -215,6 +215,13 @@ def test_trained_vocabulary_compresses(trained: Tokenizer) -> None:
     assert len(trained.encode(text)) < len(text.encode()) / 2
 
 
+def test_training_stops_when_every_word_is_one_token() -> None:
+    small = Tokenizer.train(["a red star", "the red circle"], vocab_size=5000)
+    assert small.vocab_size < 5000
+    for word in ("a", "red", "star", "the", "circle"):
+        assert len(small.encode(word)) == 1
+
+
 def test_from_pretrained_reads_our_files_and_transformers_files(openai: Tokenizer,
                                                                 hf_openai: CLIPTokenizer,
                                                                 tmp_path) -> None:

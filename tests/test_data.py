@@ -13,6 +13,7 @@ from PIL import Image
 
 from miniclip.data import HELD_OUT_PAIRS, Collate, DataError, load_dataset
 from miniclip.data import fashion as fashion_module
+from miniclip.data.emoji import captions_for
 from miniclip.data.preview import show_samples
 from miniclip.data.shapes import CLASSNAMES, COLOURS, OPPOSITE, SEEN_PAIRS, Shape, render, rgb
 from miniclip.image import ImageProcessor
@@ -176,6 +177,19 @@ def test_emoji_held_out_split_for_retrieval():
     image, captions = test[0]
     assert image.size == (48, 48) and image.mode == "RGB"
     assert captions[1].startswith("an emoji of ") and captions[2].endswith(" emoji")
+
+
+@pytest.mark.parametrize(("name", "described"), [
+    ("grinning face", "an emoji of a grinning face"),
+    ("raised hands", "an emoji of raised hands"),
+    ("flag: Italy", "an emoji of the flag of Italy"),
+    ("foggy", "an emoji for foggy"),
+    ("locked with key", "an emoji for locked with key"),
+])
+def test_emoji_captions_read_as_english(name, described):
+    captions = captions_for(name, ["keyword"])
+    assert captions[:2] == [name, described]
+    assert captions[3] == "an emoji for keyword"
 
 
 # ----- folder: fixtures the tests make -----------------------------------------------------------

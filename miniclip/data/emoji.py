@@ -54,13 +54,23 @@ def noun_phrase(name: str) -> str:
     return name if plural else with_article(name)
 
 
+# Names that start with an adjective or a verb, not a noun: "an emoji for foggy", since
+# "an emoji of a foggy" is not English.
+NOT_NOUNS = {
+    "bowling", "breast-feeding", "camping", "cooking", "dizzy", "foggy", "locked", "multiply",
+    "prohibited", "radioactive", "registered", "unlocked",
+}
+
+
 def captions_for(name: str, keywords: list[str]) -> list[str]:
     """The name first, then sentences made from it and from the keywords it does not contain."""
     name_words = set(name.lower().replace(":", "").split())
     extra = [k for k in keywords if k.lower() not in name_words]
+    described = (f"an emoji for {name}" if name.split()[0] in NOT_NOUNS
+                 else f"an emoji of {noun_phrase(name)}")
     captions = [
         name,
-        f"an emoji of {noun_phrase(name)}",
+        described,
         f"the {name.replace('flag: ', 'flag of ')} emoji",
     ]
     if extra:

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -49,6 +50,7 @@ def main() -> None:
     rows = []
     for data in args.data:
         run_dir = Path(args.out) / f"{data}-{args.preset}"
+        shutil.rmtree(run_dir, ignore_errors=True)  # this script's own folder: a fresh run each time
         command = [sys.executable, "-m", "miniclip", "train", "--data", data, "--preset", args.preset,
                    "--minutes", str(args.minutes), "--device", args.device, "--out", str(run_dir),
                    *[a for a in args.extra if a != "--"]]

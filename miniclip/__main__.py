@@ -58,8 +58,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# What a user can get wrong (a setting, a path, a run folder); the message says what and where.
+USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    try:
+        return run(args)
+    except USER_ERRORS as error:
+        print(f"miniclip {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
     if args.command == "train":
         return run_train(args)
     if args.command == "evaluate":

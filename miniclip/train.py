@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from miniclip import distributed
-from miniclip.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
+from miniclip.checkpoint import checkpoints, latest_checkpoint, load_training_state, save_checkpoint
 from miniclip.config import CLIPConfig
 from miniclip.data import Collate, load_dataset
 from miniclip.data.seeding import keyed_rng
@@ -174,6 +174,12 @@ class Trainer:
     def __init__(self, config: TrainConfig, resume: bool = False):
         self.config = config
         self.run_dir = Path(config.out)
+        if not resume and (found := checkpoints(self.run_dir / "checkpoints")):
+            # A new run here would mix its metrics with the old run's and could leave an
+            # older, later-numbered checkpoint as the newest: refuse, and lose nothing.
+            raise FileExistsError(
+                f"{self.run_dir} already holds a training run (checkpoints up to {found[-1].name}): "
+                "continue it with --resume, or train into another --out")
         self.rank, self.world_size, self.device = distributed.setup(config.device)
         if config.batch_size % self.world_size:
             raise ValueError(f"batch size {config.batch_size} does not split over {self.world_size} processes")

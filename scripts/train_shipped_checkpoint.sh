@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${STEPS:-1000}
 run=runs/shipped-shapes-tiny
+rm -rf "$run"  # a fresh run: the trainer only continues a folder that holds one with --resume
 python -m miniclip train --data shapes --preset tiny --vocab-size 1000 --steps "$steps" \
     --out "$run" --eval-every 250 --checkpoint-every 250 "$@"
 python -m miniclip evaluate "$run"

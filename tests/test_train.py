@@ -175,6 +175,22 @@ def test_a_damaged_checkpoint_is_skipped_for_the_one_before(tmp_path, uninterrup
     assert trainer.step == 4
 
 
+def test_a_new_run_refuses_a_folder_that_holds_one(uninterrupted):
+    before = sorted(path.name for path in (uninterrupted / "checkpoints").iterdir())
+    with pytest.raises(FileExistsError, match="continue it with --resume"):
+        Trainer(small_run(uninterrupted))
+    assert sorted(path.name for path in (uninterrupted / "checkpoints").iterdir()) == before
+
+
+def test_the_command_line_names_the_problem_without_a_traceback(uninterrupted, capsys):
+    from miniclip.__main__ import main
+
+    assert main(["train", "--steps", "2", "--batch-size", "8", "--out", str(uninterrupted)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"miniclip train: error: {uninterrupted} already holds a training run")
+    assert "Traceback" not in error
+
+
 def test_resume_refuses_other_settings(tmp_path, uninterrupted):
     with pytest.raises(ValueError, match="batch_size=8"):
         Trainer(small_run(uninterrupted, batch_size=16), resume=True)

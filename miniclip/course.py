@@ -135,14 +135,15 @@ def execute(notebook, directory: Path, timeout: int = 300, attempts: int = 2):
     Timings are not recorded and outputs are tidied (`tidy_outputs`), so two runs write
     the same file. A cell that gets no reply within `timeout` seconds (the slowest takes
     under a minute; a kernel now and then stops answering) runs the notebook again in a
-    new kernel, up to `attempts` times in all.
+    new kernel, up to `attempts` times in all. Returns the run copy; `notebook` is left as
+    it was.
     """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    source = copy.deepcopy(notebook)
+    source = notebook
     for attempt in range(1, attempts + 1):
-        notebook = copy.deepcopy(source)
+        notebook = copy.deepcopy(source)  # each try starts from the unrun cells
         client = NotebookClient(notebook, timeout=timeout, kernel_name=KERNELSPEC["name"],
                                 resources={"metadata": {"path": str(directory)}},
                                 record_timing=False, store_widget_state=True)

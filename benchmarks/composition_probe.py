@@ -67,7 +67,9 @@ def probe(seed: int, args: argparse.Namespace) -> tuple[float, float]:
     held_x, held_y = one_shape_images(shapes.HELD_OUT_PAIRS, 600, 20_000 + seed, size)
     torch.manual_seed(seed)
     tower = CLIP(config).vision_model
-    head = nn.Linear(config.vision.hidden_size, len(shapes.KINDS))
+    with torch.no_grad():
+        width = tower(train_x[:1]).pooler_output.shape[-1]  # a ViT's hidden size, a ResNet's pool
+    head = nn.Linear(width, len(shapes.KINDS))
     optimizer = torch.optim.AdamW([*tower.parameters(), *head.parameters()], lr=args.lr)
     order = torch.Generator().manual_seed(seed)
     for _ in range(args.steps):

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from miniclip.config import PRESETS
@@ -75,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "train":
         return run_train(args)
     if args.command == "evaluate":
-        from miniclip.evaluate import evaluate_run
+        from miniclip.evaluate import evaluate_run, results_json
 
-        print(json.dumps(evaluate_run(args.run_dir, args.data, args.limit, args.device), indent=1))
+        print(results_json(evaluate_run(args.run_dir, args.data, args.limit, args.device)))
         return 0
     from miniclip.export import export_run
 
@@ -109,9 +108,9 @@ def run_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     if args.evaluate:
-        from miniclip.evaluate import evaluate_run
+        from miniclip.evaluate import evaluate_run, results_json
 
-        print(json.dumps(evaluate_run(run_dir), indent=1))
+        print(results_json(evaluate_run(run_dir)))
     return 0
 
 

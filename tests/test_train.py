@@ -2,6 +2,7 @@
 splits over processes without changing the maths."""
 
 import itertools
+import json
 import os
 import socket
 
@@ -14,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from miniclip import CLIP, CLIPConfig, ImageProcessor
 from miniclip.checkpoint import latest_checkpoint
 from miniclip.config import TextConfig, VisionConfig
+from miniclip.data import shapes
 from miniclip.train import (
     MAX_LOGIT_SCALE,
     TrainConfig,
@@ -230,7 +232,11 @@ def test_a_learnt_vocabulary_travels_with_the_checkpoint_and_the_export(tmp_path
     assert model.config.text.eos_token_id == tokenizer.eos_token_id == 599
     results = evaluate_run(tmp_path / "run", limit=16)
     assert 0 <= results["zero_shot_top1"] <= 1 and "t2i_recall@10" in results
-    assert (tmp_path / "run" / "eval.json").exists()
+    assert 0 <= results["zero_shot_seen_top1"] <= 1
+    assert json.loads((tmp_path / "run" / "eval.json").read_text()) == results
+    per_class = results["zero_shot_per_class"]  # the held-out pairs among 16 test images
+    assert set(per_class) <= {f"{c} {k}" for c, k in shapes.HELD_OUT_PAIRS}
+    assert sum(row["images"] for row in per_class.values()) == 16
 
     export_run(tmp_path / "run", tmp_path / "hf")
     classify = transformers.pipeline("zero-shot-image-classification", model=str(tmp_path / "hf"))
@@ -273,3 +279,15 @@ def test_a_minutes_run_plans_its_step_count_and_reaches_it(tmp_path):
     trainer.run()
     assert trainer.total_steps is not None and trainer.step == trainer.total_steps >= 1
     assert latest_checkpoint(tmp_path / "run" / "checkpoints") is not None
+
+
+def test_per_class_accuracy_names_each_class_and_what_it_is_taken_for():
+    from miniclip.evaluate import per_class_accuracy
+
+    labels = torch.tensor([0, 0, 0, 0, 2, 2])
+    predictions = torch.tensor([0, 1, 1, 3, 2, 2])
+    table = per_class_accuracy(predictions, labels, ["a", "b", "c", "d"])
+    assert table == {
+        "a": {"accuracy": 0.25, "images": 4, "most_taken_for": "b"},
+        "c": {"accuracy": 1.0, "images": 2, "most_taken_for": None},
+    }

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from miniclip.config import PRESETS
@@ -57,7 +58,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-# What a user can get wrong (a setting, a path, a run folder); the message says what and where.
+# What a user can get wrong (a setting, a path, a run folder); the message says what and
+# where. MINICLIP_TRACEBACK=1 shows the whole traceback instead, should one come from a bug.
 USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError)
 
 
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except USER_ERRORS as error:
+        if os.environ.get("MINICLIP_TRACEBACK", "0") != "0":
+            raise
         print(f"miniclip {args.command}: error: {error}", file=sys.stderr)
         return 2
 

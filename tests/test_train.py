@@ -193,6 +193,14 @@ def test_the_command_line_names_the_problem_without_a_traceback(uninterrupted, c
     assert "Traceback" not in error
 
 
+def test_miniclip_traceback_lets_the_error_through(uninterrupted, monkeypatch):
+    from miniclip.__main__ import main
+
+    monkeypatch.setenv("MINICLIP_TRACEBACK", "1")
+    with pytest.raises(FileExistsError, match="already holds a training run"):
+        main(["train", "--steps", "2", "--batch-size", "8", "--out", str(uninterrupted)])
+
+
 def test_resume_refuses_other_settings(tmp_path, uninterrupted):
     with pytest.raises(ValueError, match="batch_size=8"):
         Trainer(small_run(uninterrupted, batch_size=16), resume=True)

@@ -13,7 +13,11 @@ kind accuracy on new images of seen pairs and of held-out pairs.
 
 With --unnamed-colours P, a share P of the training shapes is drawn in a random colour at
 least --distance away (RGB, 0-255 per channel) from each of the six named colours, so
-that no colour comes close to a held-out pair's.
+that no colour comes close to a held-out pair's. Two more options take colour away from
+the tower, to see how much of the gap it explains: --grey shows it every image (training
+and test) in shades of grey, and --shade S draws each shape of a named colour lighter or
+darker by up to S (0.5: halfway to white or to black), so that lightness no longer tells
+the colour.
 """
 
 from __future__ import annotations
@@ -43,8 +47,17 @@ def far_colour(rng: np.random.Generator, distance: float) -> str:
             return "#" + "".join(f"{int(c):02x}" for c in colour)
 
 
+def shaded(rng: np.random.Generator, colour: str, shade: float) -> str:
+    """`colour` moved a random share, up to `shade`, of the way to white or to black."""
+    value = np.array(shapes.rgb(colour), dtype=float)
+    t = rng.uniform(-shade, shade)
+    value = value * (1 + t) if t < 0 else value + (255 - value) * t
+    return "#" + "".join(f"{c:02x}" for c in value.round().astype(int).tolist())
+
+
 def one_shape_images(pairs: tuple, count: int, seed: int, image_size: int, unnamed: float = 0.0,
-                     distance: float = 100.0) -> tuple[torch.Tensor, torch.Tensor]:
+                     distance: float = 100.0, grey: bool = False, shade: float = 0.0,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` images of one shape each, from `pairs`, as pixel values, and their kinds."""
     rng = keyed_rng(seed)
     images, kinds = [], []
@@ -52,7 +65,10 @@ def one_shape_images(pairs: tuple, count: int, seed: int, image_size: int, unnam
         (shape,) = shapes.random_scene(rng, pairs, 1)
         if rng.random() < unnamed:
             shape = replace(shape, colour=far_colour(rng, distance))
-        images.append(shapes.render(rng, [shape], image_size))
+        elif shade:
+            shape = replace(shape, colour=shaded(rng, shape.colour, shade))
+        image = shapes.render(rng, [shape], image_size)
+        images.append(image.convert("L").convert("RGB") if grey else image)
         kinds.append(shapes.KINDS.index(shape.kind))
     return ImageProcessor(image_size)(images)["pixel_values"], torch.tensor(kinds)
 
@@ -61,10 +77,11 @@ def probe(seed: int, args: argparse.Namespace) -> tuple[float, float]:
     """Train on seen pairs; kind accuracy on (seen pairs, held-out pairs)."""
     config = CLIPConfig.preset(args.preset)
     size = config.vision.image_size
+    colour = {"grey": args.grey, "shade": args.shade}
     train_x, train_y = one_shape_images(shapes.SEEN_PAIRS, args.images, seed, size,
-                                        args.unnamed_colours, args.distance)
-    seen_x, seen_y = one_shape_images(shapes.SEEN_PAIRS, 600, 10_000 + seed, size)
-    held_x, held_y = one_shape_images(shapes.HELD_OUT_PAIRS, 600, 20_000 + seed, size)
+                                        args.unnamed_colours, args.distance, **colour)
+    seen_x, seen_y = one_shape_images(shapes.SEEN_PAIRS, 600, 10_000 + seed, size, **colour)
+    held_x, held_y = one_shape_images(shapes.HELD_OUT_PAIRS, 600, 20_000 + seed, size, **colour)
     torch.manual_seed(seed)
     tower = CLIP(config).vision_model
     with torch.no_grad():
@@ -95,9 +112,12 @@ def main() -> None:
     parser.add_argument("--unnamed-colours", type=float, default=0.0,
                         help="share of training shapes drawn in colours far from the named ones")
     parser.add_argument("--distance", type=float, default=100.0)
+    parser.add_argument("--grey", action="store_true", help="every image in shades of grey")
+    parser.add_argument("--shade", type=float, default=0.0,
+                        help="named colours drawn lighter or darker by up to this share")
     args = parser.parse_args()
     print(f"{args.preset} image tower, kind labels, {args.steps} steps of {BATCH}, "
-          f"unnamed colours {args.unnamed_colours:.0%}")
+          f"unnamed colours {args.unnamed_colours:.0%}, grey {args.grey}, shade {args.shade}")
     results = []
     for seed in range(args.seeds):
         start = time.perf_counter()

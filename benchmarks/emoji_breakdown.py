@@ -1,0 +1,77 @@
+"""Which held-out emoji can a model trained on the others find? Image-to-text recall@5, by group.
+
+The emoji test split holds out a random tenth of the emoji. Many of them are things no
+training emoji shows and words no training caption has ("beaver", "flag: Niue"); others
+differ from a training emoji in one word of their name ("thumbs up: dark skin tone" when
+"thumbs up: light skin tone" is in training). This splits the held-out emoji into
+
+- flags ("flag: Italy"),
+- near: another name word for word but one, among the training emoji,
+- new: the rest,
+
+and gives each group's image-to-text recall@5, measured as `python -m miniclip evaluate`
+does (among all captions of all held-out emoji; a hit when any of the emoji's own captions
+is among the 5 nearest).
+
+    python benchmarks/emoji_breakdown.py runs/results/emoji-tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from miniclip import ImageProcessor
+from miniclip.data import load_dataset
+from miniclip.evaluate import Encoder, load_run
+
+
+def words(name: str) -> set[str]:
+    return set(name.lower().replace(":", "").split())
+
+
+def group(name: str, training_names: list[set[str]]) -> str:
+    if name.startswith("flag: "):
+        return "flags"
+    mine = words(name)
+    near = any(len(mine & other) >= len(mine) - 1 and len(other - mine) <= 1 and other != mine
+               for other in training_names)
+    return "near" if near and len(mine) > 1 else "new"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--k", type=int, default=5)
+    args = parser.parse_args()
+    model, tokenizer, settings = load_run(args.run_dir)
+    if settings["data"] != "emoji":
+        raise SystemExit(f"{args.run_dir} was trained on {settings['data']!r}, not emoji")
+    encoder = Encoder(model.eval(), tokenizer, ImageProcessor(model.config.vision.image_size))
+    train = load_dataset("emoji", split="train", seed=settings["seed"])
+    test = load_dataset("emoji", split="test", seed=settings["seed"])
+    training_names = [words(train[i][1][0]) for i in range(len(train))]
+
+    images, texts, owners, groups = [], [], [], []
+    for i in range(len(test)):
+        image, captions = test[i]
+        images.append(image)
+        texts.extend(captions)
+        owners.extend([i] * len(captions))
+        groups.append(group(captions[0], training_names))  # the first caption is the name
+    with torch.no_grad():
+        similarity = encoder.images(images) @ encoder.texts(texts).t()
+    nearest = torch.tensor(owners)[similarity.topk(args.k, dim=1).indices]
+    hit = (nearest == torch.arange(len(images))[:, None]).any(dim=1)
+
+    print(f"{args.run_dir}: held-out emoji, image-to-text recall@{args.k}")
+    for name in ("near", "new", "flags"):
+        members = torch.tensor([g == name for g in groups])
+        if members.any():
+            print(f"  {name:6} {int(members.sum()):4} emoji  {hit[members].float().mean().item():.3f}")
+    print(f"  {'all':6} {len(images):4} emoji  {hit.float().mean().item():.3f}")
+
+
+if __name__ == "__main__":
+    main()

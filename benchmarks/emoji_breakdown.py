@@ -24,7 +24,7 @@ import torch
 
 from miniclip import ImageProcessor
 from miniclip.data import load_dataset
-from miniclip.evaluate import Encoder, load_run
+from miniclip.evaluate import Encoder, caption_pool, load_run
 
 
 def words(name: str) -> set[str]:
@@ -53,16 +53,11 @@ def main() -> None:
     test = load_dataset("emoji", split="test", seed=settings["seed"])
     training_names = [words(train[i][1][0]) for i in range(len(train))]
 
-    images, texts, owners, groups = [], [], [], []
-    for i in range(len(test)):
-        image, captions = test[i]
-        images.append(image)
-        texts.extend(captions)
-        owners.extend([i] * len(captions))
-        groups.append(group(captions[0], training_names))  # the first caption is the name
+    images, texts, owners = caption_pool(test)
+    groups = [group(test[i][1][0], training_names) for i in range(len(test))]  # caption 0: the name
     with torch.no_grad():
         similarity = encoder.images(images) @ encoder.texts(texts).t()
-    nearest = torch.tensor(owners)[similarity.topk(args.k, dim=1).indices]
+    nearest = owners[similarity.topk(args.k, dim=1).indices]
     hit = (nearest == torch.arange(len(images))[:, None]).any(dim=1)
 
     print(f"{args.run_dir}: held-out emoji, image-to-text recall@{args.k}")

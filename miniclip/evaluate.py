@@ -130,8 +130,8 @@ def recall_at_k(
     return results
 
 
-def retrieval(encoder: Encoder, dataset, limit: int | None = None) -> dict[str, float]:
-    """recall@1, 5, 10 both ways over the first `limit` items of `dataset`, all captions kept."""
+def caption_pool(dataset, limit: int | None = None) -> tuple[list, list[str], torch.Tensor]:
+    """The first `limit` items as (images, every caption of each, the image of each caption)."""
     count = len(dataset) if limit is None else min(limit, len(dataset))
     images, texts, owners = [], [], []
     for i in range(count):
@@ -139,7 +139,13 @@ def retrieval(encoder: Encoder, dataset, limit: int | None = None) -> dict[str, 
         images.append(image)
         texts.extend(captions)
         owners.extend([i] * len(captions))
-    return recall_at_k(encoder.images(images), encoder.texts(texts), torch.tensor(owners))
+    return images, texts, torch.tensor(owners)
+
+
+def retrieval(encoder: Encoder, dataset, limit: int | None = None) -> dict[str, float]:
+    """recall@1, 5, 10 both ways over the first `limit` items of `dataset`, all captions kept."""
+    images, texts, owners = caption_pool(dataset, limit)
+    return recall_at_k(encoder.images(images), encoder.texts(texts), owners)
 
 
 def evaluate(encoder: Encoder, data: str, load, limit: int | None = 1000) -> dict[str, Any]:

@@ -76,20 +76,23 @@ def class_vectors(encoder: Encoder, classnames: list[str], templates: list[str])
 
 
 def zero_shot_predictions(
-    encoder: Encoder, dataset, templates: list[str], limit: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(predicted class, label) of the first `limit` images, choosing among all classnames."""
+    encoder: Encoder, dataset, template_sets: dict[str, list[str]], limit: int | None = None
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Per named set of templates, the class predicted for each of the first `limit` images,
+    choosing among all classnames; and the images' labels. The images are embedded once."""
     count = len(dataset) if limit is None else min(limit, len(dataset))
     images = [dataset[i][0] for i in range(count)]
     labels = torch.tensor([dataset.label(i) for i in range(count)])
-    similarity = encoder.images(images) @ class_vectors(encoder, dataset.classnames, templates).t()
-    return similarity.argmax(dim=1), labels
+    features = encoder.images(images)
+    predictions = {name: (features @ class_vectors(encoder, dataset.classnames, templates).t()).argmax(dim=1)
+                   for name, templates in template_sets.items()}
+    return predictions, labels
 
 
 def zero_shot_accuracy(encoder: Encoder, dataset, templates: list[str], limit: int | None = None) -> float:
     """Top-1 accuracy of choosing, for each image, among all of `dataset.classnames`."""
-    predictions, labels = zero_shot_predictions(encoder, dataset, templates, limit)
-    return (predictions == labels).float().mean().item()
+    predictions, labels = zero_shot_predictions(encoder, dataset, {"": templates}, limit)
+    return (predictions[""] == labels).float().mean().item()
 
 
 def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, classnames: list[str]
@@ -159,10 +162,11 @@ def evaluate(encoder: Encoder, data: str, load, limit: int | None = 1000) -> dic
     results: dict[str, Any] = {"zero_shot_top1": None, "zero_shot_top1_single_prompt": None}
     if "zero_shot" in splits:
         dataset = load(splits["zero_shot"])
-        predictions, labels = zero_shot_predictions(encoder, dataset, dataset.templates, limit)
-        results["zero_shot_top1"] = (predictions == labels).float().mean().item()
-        results["zero_shot_top1_single_prompt"] = zero_shot_accuracy(
-            encoder, dataset, dataset.templates[:1], limit)
+        template_sets = {"zero_shot_top1": dataset.templates,  # prompt ensembling
+                         "zero_shot_top1_single_prompt": dataset.templates[:1]}
+        chosen, labels = zero_shot_predictions(encoder, dataset, template_sets, limit)
+        for key, predictions in chosen.items():
+            results[key] = (predictions == labels).float().mean().item()
     if "zero_shot_seen" in splits:
         seen = load(splits["zero_shot_seen"])
         results["zero_shot_seen_top1"] = zero_shot_accuracy(encoder, seen, seen.templates, limit)
@@ -170,7 +174,8 @@ def evaluate(encoder: Encoder, data: str, load, limit: int | None = 1000) -> dic
     results = {key: round(value, 4) if isinstance(value, float) else value
                for key, value in results.items()}  # a 1,000-image measure has no more digits
     if "zero_shot" in splits:
-        results["zero_shot_per_class"] = per_class_accuracy(predictions, labels, dataset.classnames)
+        results["zero_shot_per_class"] = per_class_accuracy(chosen["zero_shot_top1"], labels,
+                                                            dataset.classnames)
     return results
 
 

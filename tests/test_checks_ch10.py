@@ -121,6 +121,21 @@ def test_accuracy_cases_are_neither_trivial_nor_all_alike():
     assert len(values) == 3
 
 
+def test_zero_shot_predictions_embed_the_images_once_for_every_set_of_templates(monkeypatch):
+    encoder, dataset = accuracy_case(1)
+    templates = list(dataset.templates)
+    sets = {"ensemble": templates, "single": templates[:1]}
+    embedded = []
+    images = encoder.images
+    monkeypatch.setattr(encoder, "images", lambda batch: embedded.append(len(batch)) or images(batch))
+    predictions, labels = evaluate.zero_shot_predictions(encoder, dataset, sets, limit=9)
+    assert embedded == [9] and len(labels) == 9
+    for name, chosen in predictions.items():  # each set as zero_shot_accuracy measures it alone
+        accuracy = (chosen == labels).float().mean().item()
+        assert accuracy == pytest.approx(evaluate.zero_shot_accuracy(encoder, dataset, sets[name], 9))
+    assert not torch.equal(predictions["ensemble"], predictions["single"])
+
+
 # ---- chapter 10: recall_at_k -------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
     python benchmarks/results_table.py                   # 5 minutes each, this machine
     python benchmarks/results_table.py --minutes 1 --data shapes
     python benchmarks/results_table.py --preset small --device cuda --minutes 2
+    python benchmarks/results_table.py --steps 2 -- --batch-size 8   # a quick try
 
 Each row: the dataset, preset, hardware, wall time of training, and the metrics of
 `python -m miniclip evaluate` (written to runs/results/<data>-<preset>/eval.json).
@@ -42,7 +43,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=["shapes", "fashion", "emoji"])
     parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--minutes", type=float, default=5)
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=5)
+    budget.add_argument("--steps", type=int, help="a number of steps instead of minutes")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="runs/results")
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="more `miniclip train` options, after --")
@@ -52,7 +55,8 @@ def main() -> None:
         run_dir = Path(args.out) / f"{data}-{args.preset}"
         shutil.rmtree(run_dir, ignore_errors=True)  # this script's own folder: a fresh run each time
         command = [sys.executable, "-m", "miniclip", "train", "--data", data, "--preset", args.preset,
-                   "--minutes", str(args.minutes), "--device", args.device, "--out", str(run_dir),
+                   *(["--steps", str(args.steps)] if args.steps else ["--minutes", str(args.minutes)]),
+                   "--device", args.device, "--out", str(run_dir),
                    *[a for a in args.extra if a != "--"]]
         print("$", " ".join(command), flush=True)
         start = time.perf_counter()

@@ -1,0 +1,127 @@
+"""The benchmark scripts behind the README's numbers run as their docstrings say, on small
+inputs, and what they print agrees with the package: a script that broke would leave the
+README quoting figures nobody can measure again."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import composition_probe  # noqa: E402
+import emoji_breakdown  # noqa: E402
+
+from miniclip.data import shapes  # noqa: E402
+
+
+def run(script: str, *args: str, cwd: Path = ROOT) -> str:
+    """Run benchmarks/`script` as a user would; its standard output."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=cwd, capture_output=True,
+        text=True, timeout=600, env={**os.environ, "MINICLIP_PROGRESS": "0"})
+    assert result.returncode == 0, f"{script} {' '.join(args)} failed:\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def numbers(line: str) -> list[float]:
+    return [float(x) for x in re.findall(r"\d+(?:\.\d+)?", line.replace(",", ""))]
+
+
+def test_bench_shapes_prints_images_per_second_for_both_sizes():
+    lines = run("bench_shapes.py", "--count", "4").splitlines()
+    assert [line.split()[0] for line in lines] == ["64", "224"]
+    for line in lines:
+        _, made, processed = numbers(line)
+        assert made > 0 and processed > 0
+
+
+def test_bench_tokenizer_gives_the_same_ids_as_transformers():
+    out = run("bench_tokenizer.py", "--n", "300", "--batch-size", "64")
+    assert "identical ids: True" in out
+    assert re.search(r"transformers / miniclip:\s+\d+\.\d+x", out)
+
+
+def test_bench_train_step_prints_speed_and_memory_ratios():
+    out = run("bench_train_step.py", "--steps", "1", "--batch-size", "4")
+    for what in ("speed", "memory"):
+        (ratio,) = re.findall(rf"{what} ratio miniclip / transformers: (\d+\.\d+)x", out)
+        assert float(ratio) > 0
+
+
+def test_parity_report_stays_within_the_tests_tolerance():
+    rows = run("parity_report.py").splitlines()[1:]
+    assert len(rows) == 6  # three configurations, eager and sdpa attention
+    for row in rows:
+        output_error, gradient_error = (float(x) for x in row.split()[-2:])
+        assert output_error < 1e-5 and gradient_error < 1e-4, row
+
+
+# ---- composition_probe ----------------------------------------------------------------------
+
+
+def test_far_colours_keep_their_distance_from_every_named_colour():
+    rng = np.random.default_rng(0)
+    named = np.array(list(shapes.COLOURS.values()), dtype=float)
+    for _ in range(50):
+        colour = np.array(shapes.rgb(composition_probe.far_colour(rng, 100.0)), dtype=float)
+        assert np.linalg.norm(named - colour, axis=1).min() >= 100.0
+
+
+def test_shades_move_a_colour_towards_white_or_black_and_no_further_than_asked():
+    rng = np.random.default_rng(0)
+    red = np.array(shapes.COLOURS["red"], dtype=float)
+    lighter = darker = False
+    for _ in range(50):
+        colour = np.array(shapes.rgb(composition_probe.shaded(rng, "red", 0.5)), dtype=float)
+        towards_white = (colour - red) / (255 - red)
+        towards_black = (red - colour) / red
+        step = towards_white if (colour >= red).all() else towards_black
+        assert (step >= -0.01).all() and (step <= 0.52).all()
+        assert np.ptp(step) < 0.03  # every channel the same share of the way
+        lighter, darker = lighter or (colour > red).any(), darker or (colour < red).any()
+    assert lighter and darker
+
+
+def test_the_probe_runs_and_reports_two_accuracies():
+    out = run("composition_probe.py", "--seeds", "1", "--steps", "2", "--images", "16", "--grey")
+    seen, held = numbers(out.splitlines()[-1])[-2:]
+    assert 0 <= seen <= 1 and 0 <= held <= 1
+
+
+# ---- emoji_breakdown and results_table: a run of two steps ----------------------------------
+
+
+@pytest.mark.parametrize("name, group", [
+    ("flag: Italy", "flags"),
+    ("thumbs up: dark skin tone", "near"),  # "thumbs up: light skin tone" is a training name
+    ("black medium square", "near"),  # "white medium square"
+    ("beaver", "new"),
+    ("thumbs up", "new"),  # one word fewer than a training name is not one word changed
+])
+def test_emoji_groups(name, group):
+    training = [emoji_breakdown.words(n) for n in (
+        "thumbs up: light skin tone", "white medium square", "flag: France", "dog")]
+    assert emoji_breakdown.group(name, training) == group
+
+
+def test_results_table_and_emoji_breakdown_agree_with_evaluate(tmp_path):
+    out = run("results_table.py", "--data", "emoji", "--steps", "2", "--out", str(tmp_path),
+              "--", "--batch-size", "8", "--eval-every", "0")
+    run_dir = tmp_path / "emoji-tiny"
+    results = json.loads((run_dir / "eval.json").read_text())
+    (row,) = [line for line in out.splitlines() if line.startswith("| emoji | tiny |")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[4:6] == ["-", "-"]  # no zero-shot for emoji
+    assert cells[7] == f"{results['i2t_recall@5']:.3f}"
+
+    breakdown = run("emoji_breakdown.py", str(run_dir)).splitlines()
+    counts = {line.split()[0]: int(line.split()[1]) for line in breakdown[1:]}
+    assert counts["near"] + counts["new"] + counts["flags"] == counts["all"]
+    assert numbers(breakdown[-1])[-1] == pytest.approx(results["i2t_recall@5"], abs=5e-4)

@@ -91,8 +91,8 @@ def zero_shot_predictions(
 
 def zero_shot_accuracy(encoder: Encoder, dataset, templates: list[str], limit: int | None = None) -> float:
     """Top-1 accuracy of choosing, for each image, among all of `dataset.classnames`."""
-    predictions, labels = zero_shot_predictions(encoder, dataset, {"": templates}, limit)
-    return (predictions[""] == labels).float().mean().item()
+    predictions, labels = zero_shot_predictions(encoder, dataset, {"these templates": templates}, limit)
+    return (predictions["these templates"] == labels).float().mean().item()
 
 
 def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, classnames: list[str]

@@ -125,11 +125,15 @@ def test_zero_shot_predictions_embed_the_images_once_for_every_set_of_templates(
     encoder, dataset = accuracy_case(1)
     templates = list(dataset.templates)
     sets = {"ensemble": templates, "single": templates[:1]}
-    embedded = []
-    images = encoder.images
-    monkeypatch.setattr(encoder, "images", lambda batch: embedded.append(len(batch)) or images(batch))
+    embedded, embed = [], encoder.images
+
+    def counted(images):
+        embedded.append(len(images))
+        return embed(images)
+
+    monkeypatch.setattr(encoder, "images", counted)
     predictions, labels = evaluate.zero_shot_predictions(encoder, dataset, sets, limit=9)
-    assert embedded == [9] and len(labels) == 9
+    assert embedded == [9] and len(labels) == 9  # one call, for both sets
     for name, chosen in predictions.items():  # each set as zero_shot_accuracy measures it alone
         accuracy = (chosen == labels).float().mean().item()
         assert accuracy == pytest.approx(evaluate.zero_shot_accuracy(encoder, dataset, sets[name], 9))

@@ -17,7 +17,9 @@ that no colour comes close to a held-out pair's. Two more options take colour aw
 the tower, to see how much of the gap it explains: --grey shows it every image (training
 and test) in shades of grey, and --shade S draws each shape of a named colour lighter or
 darker by up to S (0.5: halfway to white or to black), so that lightness no longer tells
-the colour.
+the colour. --outline W does the opposite: it keeps every colour and rings each shape (in
+training and test) with a dark line W pixels wide, a sign of its kind that is the same in
+every colour.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def shaded(rng: np.random.Generator, colour: str, shade: float) -> str:
 
 def one_shape_images(pairs: tuple, count: int, seed: int, image_size: int, unnamed: float = 0.0,
                      distance: float = 100.0, grey: bool = False, shade: float = 0.0,
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+                     outline: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` images of one shape each, from `pairs`, as pixel values, and their kinds."""
     rng = keyed_rng(seed)
     images, kinds = [], []
@@ -67,7 +69,7 @@ def one_shape_images(pairs: tuple, count: int, seed: int, image_size: int, unnam
             shape = replace(shape, colour=far_colour(rng, distance))
         elif shade:
             shape = replace(shape, colour=shaded(rng, shape.colour, shade))
-        image = shapes.render(rng, [shape], image_size)
+        image = shapes.render(rng, [shape], image_size, outline)
         images.append(image.convert("L").convert("RGB") if grey else image)
         kinds.append(shapes.KINDS.index(shape.kind))
     return ImageProcessor(image_size)(images)["pixel_values"], torch.tensor(kinds)
@@ -77,7 +79,7 @@ def probe(seed: int, args: argparse.Namespace) -> tuple[float, float]:
     """Train on seen pairs; kind accuracy on (seen pairs, held-out pairs)."""
     config = CLIPConfig.preset(args.preset)
     size = config.vision.image_size
-    colour = {"grey": args.grey, "shade": args.shade}
+    colour = {"grey": args.grey, "shade": args.shade, "outline": args.outline}
     train_x, train_y = one_shape_images(shapes.SEEN_PAIRS, args.images, seed, size,
                                         args.unnamed_colours, args.distance, **colour)
     seen_x, seen_y = one_shape_images(shapes.SEEN_PAIRS, 600, 10_000 + seed, size, **colour)
@@ -115,9 +117,12 @@ def main() -> None:
     parser.add_argument("--grey", action="store_true", help="every image in shades of grey")
     parser.add_argument("--shade", type=float, default=0.0,
                         help="named colours drawn lighter or darker by up to this share")
+    parser.add_argument("--outline", type=int, default=0,
+                        help="a dark outline this many pixels wide around every shape")
     args = parser.parse_args()
     print(f"{args.preset} image tower, kind labels, {args.steps} steps of {BATCH}, "
-          f"unnamed colours {args.unnamed_colours:.0%}, grey {args.grey}, shade {args.shade}")
+          f"unnamed colours {args.unnamed_colours:.0%}, grey {args.grey}, shade {args.shade}, "
+          f"outline {args.outline}")
     results = []
     for seed in range(args.seeds):
         start = time.perf_counter()

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -23,6 +24,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--data", default="shapes", choices=["shapes", "fashion", "emoji", "folder"])
     train.add_argument("--data-root", help="folder of the fashion or folder data set")
     train.add_argument("--captions", help="caption file of a folder data set (CSV, JSONL, captions.txt, COCO json)")
+    train.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="an option of the data set's class, e.g. outline=2 for shapes (repeatable)")
     train.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     train.add_argument("--vision", choices=["vit", "resnet"], help="image encoder (resnet: the preset's ResNet twin)")
     train.add_argument("--out", default="runs/shapes-tiny", help="run folder: checkpoints, metrics, plots")
@@ -88,10 +91,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def data_options(pairs: list[str]) -> dict:
+    """["outline=2", "length=500"] -> {"outline": 2, "length": 500}: values read as JSON
+    where they are JSON (numbers, true, null), as text otherwise."""
+    options = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not (equals and key.strip()):
+            raise ValueError(f"--data-option {pair!r}: write KEY=VALUE, as in outline=2")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
 def run_train(args: argparse.Namespace) -> int:
     from miniclip.train import TrainConfig, train
 
-    options = {}
+    options = data_options(args.data_option)
     if args.data_root:
         options["root"] = args.data_root
     if args.captions:

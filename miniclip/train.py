@@ -241,7 +241,8 @@ class Trainer:
             return
         checkpoint, state = found
         saved = state["train"]
-        for key in ("data", "preset", "batch_size", "accumulate", "seed", "learning_rate", "vocab_size"):
+        for key in ("data", "preset", "batch_size", "accumulate", "seed", "learning_rate", "vocab_size",
+                    "data_options"):
             if saved[key] != getattr(self.config, key):
                 raise ValueError(
                     f"--resume: this run was started with {key}={saved[key]!r}, not "

@@ -88,6 +88,30 @@ def test_shapes_are_drawn_in_named_colours_or_in_any_colour_by_code():
     assert centre[0] < 80 and centre[1] > 180 and centre[2] > 180  # cyan, whatever the noise
 
 
+def test_shapes_outline_rings_each_shape_and_changes_nothing_else():
+    plain = load_dataset("shapes", "train", length=20)
+    ringed = load_dataset("shapes", "train", length=20, outline=2)
+    for i in range(20):
+        assert ringed.scene(i) == plain.scene(i) and ringed[i][1] == plain[i][1]
+    shape = Shape("yellow", "square", "large", 1, 1)
+    images = [np.asarray(render(np.random.default_rng(0), [shape], 72, outline)).astype(int)
+              for outline in (0, 2)]
+    changed = np.abs(images[1] - images[0]).sum(axis=2) > 0
+    rows, cols = np.nonzero(changed)
+    assert 0 < changed.sum() < 0.1 * changed.size  # a thin line, not a filled shape
+    assert (rows.min(), cols.min()) > (24, 24) and (rows.max(), cols.max()) < (48, 48)  # its cell
+    assert not changed[34:38, 34:38].any()  # the inside keeps its colour
+    assert images[1][changed].mean() < 60 < images[0][changed].mean()  # dark where yellow was
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="outline"):
+            load_dataset("shapes", "train", outline=bad)
+
+
+def test_unknown_data_options_are_named_with_those_that_exist():
+    with pytest.raises(ValueError, match=r"shapes has no option 'outlines'; its options: .*outline"):
+        load_dataset("shapes", "train", outlines=2)
+
+
 def test_relations_captions_are_true_and_contrasts_false():
     data = load_dataset("shapes", "relations", length=100)
     for i in range(100):

@@ -273,6 +273,21 @@ def test_the_command_line_trains_a_resnet(tmp_path):
     assert settings["preset"] == "tiny-resnet" and model.config.vision.kind == "resnet"
 
 
+def test_data_options_from_the_command_line_reach_the_data_and_bind_a_resume(tmp_path, capsys):
+    from miniclip.__main__ import main
+    from miniclip.evaluate import load_run
+
+    out = str(tmp_path / "ringed")
+    assert main(["train", "--data-option", "outline=2", "--data-option", "length=16", "--steps", "1",
+                 "--batch-size", "8", "--out", out, "--eval-every", "0"]) == 0
+    assert load_run(out)[2]["data_options"] == {"outline": 2, "length": 16}
+    assert main(["train", "--data-option", "length=16", "--steps", "2", "--batch-size", "8",
+                 "--out", out, "--resume"]) == 2
+    assert "started with data_options={'outline': 2, 'length': 16}" in capsys.readouterr().err
+    assert main(["train", "--data-option", "outline", "--out", str(tmp_path / "bad")]) == 2
+    assert "--data-option 'outline': write KEY=VALUE" in capsys.readouterr().err
+
+
 def test_minutes_plan_the_step_count_and_refine_it(tmp_path):
     trainer = Trainer(small_run(tmp_path / "run", steps=None, minutes=1))
     trainer.step = 10

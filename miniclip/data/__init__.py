@@ -12,6 +12,8 @@ returns a dataset whose item i is `(PIL image, [captions])`:
 `input_ids` and `attention_mask` (collate.py).
 """
 
+import inspect
+
 from torch.utils.data import Dataset
 
 from miniclip.data.collate import Collate
@@ -27,6 +29,10 @@ def load_dataset(name: str, split: str = "train", seed: int = 0, **options) -> D
     """The `split` of dataset `name`; `options` are those of its class (see each module)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    accepted = [p for p in inspect.signature(DATASETS[name]).parameters if p not in ("split", "seed")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"{name} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(accepted)}")
     return DATASETS[name](split=split, seed=seed, **options)
 
 

@@ -15,6 +15,9 @@ A scene holds one to three shapes, each with a colour, a kind, a size and a cell
 - "relations": two shapes in one row or column, captioned by their relation; `contrast(i)`
   gives the same caption with the relation or the colours swapped, a false caption that
   only a model which binds colours to shapes and shapes to places can tell apart.
+
+`Shapes(..., outline=2)` rings every shape with a dark line: the same scenes, with a sign
+of each shape's kind that does not depend on its colour.
 """
 
 from dataclasses import dataclass, replace
@@ -197,7 +200,7 @@ POLYGONS = {  # corners of each kind at radius 1, y pointing down as in images
 }
 
 
-def outline(
+def corners(
     kind: str, x: float, y: float, radius: float, angle: float
 ) -> list[tuple[float, float]]:
     """Corners of a shape of about `radius` centred at (x, y), turned by `angle` radians."""
@@ -219,7 +222,12 @@ def rgb(colour: str) -> tuple[int, int, int]:
     raise ValueError(f"colour {colour!r} is neither one of {list(COLOURS)} nor a code like '#a0c814'")
 
 
-def draw_shape(draw: ImageDraw.ImageDraw, shape: Shape, rng: np.random.Generator, size: int):
+OUTLINE_GREY = 20  # the outline's red, green and blue: darker than any background
+
+
+def draw_shape(draw: ImageDraw.ImageDraw, shape: Shape, rng: np.random.Generator, size: int,
+               outline: int = 0):
+    """Draw `shape`, with a dark outline `outline` pixels wide if that is not 0."""
     cell = size / 3
     radius = rng.uniform(*SIZES[shape.size]) * size
     slack = max(cell / 2 - radius * 1.3, 0.0)  # keep the whole shape inside its cell
@@ -227,20 +235,25 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: Shape, rng: np.random.Generator
     y = (shape.row + 0.5) * cell + rng.uniform(-slack, slack)
     jitter = rng.integers(-15, 16, 3).tolist()
     colour = tuple(min(max(c + j, 0), 255) for c, j in zip(rgb(shape.colour), jitter))
+    line = {"outline": (OUTLINE_GREY,) * 3, "width": outline} if outline else {}
     if shape.kind == "circle":
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour, **line)
     else:
         angle = rng.uniform(-np.pi / 12, np.pi / 12)
-        draw.polygon(outline(shape.kind, x, y, radius, angle), fill=colour)
+        draw.polygon(corners(shape.kind, x, y, radius, angle), fill=colour, **line)
 
 
-def render(rng: np.random.Generator, shapes: list[Shape], size: int) -> Image.Image:
-    """Shapes on a greyish background, then pixel noise over everything."""
+def render(rng: np.random.Generator, shapes: list[Shape], size: int, outline: int = 0) -> Image.Image:
+    """Shapes on a greyish background, then pixel noise over everything.
+
+    `outline` > 0 rings each shape with a dark line that many pixels wide: a sign of its
+    kind that no colour changes (chapter 10 asks whether that helps a model compose).
+    """
     background = rng.uniform(40, 190) + rng.uniform(-15, 15, 3)
     image = Image.new("RGB", (size, size), tuple(int(c) for c in background))
     draw = ImageDraw.Draw(image)
     for shape in shapes:
-        draw_shape(draw, shape, rng, size)
+        draw_shape(draw, shape, rng, size, outline)
     noise = rng.standard_normal((size, size, 3), dtype=np.float32) * rng.uniform(4, 24)
     pixels = np.asarray(image, dtype=np.float32) + noise
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
@@ -257,13 +270,17 @@ class Shapes(Dataset):
 
     def __init__(
         self, split: str = "train", seed: int = 0, image_size: int = 64, length: int | None = None,
-        cache: bool = False,
+        cache: bool = False, outline: int = 0,
     ):
         """`cache=True` keeps each image once drawn (3 * image_size**2 bytes per item):
-        a training run draws every image once instead of once per epoch."""
+        a training run draws every image once instead of once per epoch. `outline` > 0
+        draws a dark line that many pixels wide around every shape (see `render`); the
+        scenes, captions and colours stay the same."""
         if split not in SPLITS:
             raise ValueError(f"shapes has splits {SPLITS}, not {split!r}")
-        self.split, self.seed, self.image_size = split, seed, image_size
+        if not isinstance(outline, int) or isinstance(outline, bool) or outline < 0:
+            raise ValueError(f"shapes: outline is a width in pixels (0 for none), not {outline!r}")
+        self.split, self.seed, self.image_size, self.outline = split, seed, image_size, outline
         self.length = length if length is not None else (10_000 if split == "train" else 1_000)
         self.cache: dict[int, np.ndarray] | None = {} if cache else None
 
@@ -277,10 +294,13 @@ class Shapes(Dataset):
         else:
             captions = scene_captions(self.rng(i, "captions"), shapes)
         if self.cache is None:
-            return render(self.rng(i, "pixels"), shapes, self.image_size), captions
+            return self.draw(i, shapes), captions
         if i not in self.cache:
-            self.cache[i] = np.asarray(render(self.rng(i, "pixels"), shapes, self.image_size))
+            self.cache[i] = np.asarray(self.draw(i, shapes))
         return Image.fromarray(self.cache[i]), captions
+
+    def draw(self, i: int, shapes: list[Shape]) -> Image.Image:
+        return render(self.rng(i, "pixels"), shapes, self.image_size, self.outline)
 
     def rng(self, i: int, purpose: str) -> np.random.Generator:
         if not 0 <= i < self.length:

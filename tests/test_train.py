@@ -273,7 +273,7 @@ def test_the_command_line_trains_a_resnet(tmp_path):
     assert settings["preset"] == "tiny-resnet" and model.config.vision.kind == "resnet"
 
 
-def test_data_options_from_the_command_line_reach_the_data_and_bind_a_resume(tmp_path, capsys):
+def test_data_options_from_the_command_line_stay_with_the_run_and_bind_a_resume(tmp_path, capsys):
     from miniclip.__main__ import main
     from miniclip.evaluate import load_run
 

@@ -3,10 +3,13 @@
     python benchmarks/results_table.py                   # 5 minutes each, this machine
     python benchmarks/results_table.py --minutes 1 --data shapes
     python benchmarks/results_table.py --preset small --device cuda --minutes 2
+    python benchmarks/results_table.py --data shapes --seeds 0 1 2   # how much a seed moves it
     python benchmarks/results_table.py --steps 2 -- --batch-size 8   # a quick try
 
 Each row: the dataset, preset, hardware, wall time of training, and the metrics of
-`python -m miniclip evaluate` (written to runs/results/<data>-<preset>/eval.json).
+`python -m miniclip evaluate` (written to runs/results/<data>-<preset>/eval.json, or
+<data>-<preset>-seed<S>/ with several seeds). With several seeds, a row per seed, then
+their mean and, under it, the range (smallest to largest).
 """
 
 from __future__ import annotations
@@ -48,30 +51,57 @@ def main() -> None:
     budget.add_argument("--steps", type=int, help="a number of steps instead of minutes")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="runs/results")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="train once per seed (the seed of the model and of the data)")
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="more `miniclip train` options, after --")
     args = parser.parse_args()
+    several = len(args.seeds) > 1
     rows = []
     for data in args.data:
-        run_dir = Path(args.out) / f"{data}-{args.preset}"
-        shutil.rmtree(run_dir, ignore_errors=True)  # this script's own folder: a fresh run each time
-        command = [sys.executable, "-m", "miniclip", "train", "--data", data, "--preset", args.preset,
-                   *(["--steps", str(args.steps)] if args.steps else ["--minutes", str(args.minutes)]),
-                   "--device", args.device, "--out", str(run_dir),
-                   *[a for a in args.extra if a != "--"]]
-        print("$", " ".join(command), flush=True)
-        start = time.perf_counter()
-        subprocess.run(command, check=True, env={**os.environ, "MINICLIP_PROGRESS": "0"})
-        wall = time.perf_counter() - start
-        subprocess.run([sys.executable, "-m", "miniclip", "evaluate", str(run_dir), "--device", args.device],
-                       check=True, stdout=subprocess.DEVNULL)
-        results = json.loads((run_dir / "eval.json").read_text())
-        rows.append((data, wall, results))
+        for seed in args.seeds:
+            run_dir = Path(args.out) / (f"{data}-{args.preset}" + (f"-seed{seed}" if several else ""))
+            shutil.rmtree(run_dir, ignore_errors=True)  # this script's own folder: a fresh run each time
+            command = [sys.executable, "-m", "miniclip", "train", "--data", data, "--preset", args.preset,
+                       *(["--steps", str(args.steps)] if args.steps else ["--minutes", str(args.minutes)]),
+                       "--device", args.device, "--seed", str(seed), "--out", str(run_dir),
+                       *[a for a in args.extra if a != "--"]]
+            print("$", " ".join(command), flush=True)
+            start = time.perf_counter()
+            subprocess.run(command, check=True, env={**os.environ, "MINICLIP_PROGRESS": "0"})
+            wall = time.perf_counter() - start
+            subprocess.run([sys.executable, "-m", "miniclip", "evaluate", str(run_dir), "--device", args.device],
+                           check=True, stdout=subprocess.DEVNULL)
+            results = json.loads((run_dir / "eval.json").read_text())
+            rows.append((data, f"seed {seed}" if several else "", wall, results))
+        if several:
+            runs = rows[-len(args.seeds):]
+            rows.append((data, f"mean of {len(runs)}", sum(r[2] for r in runs) / len(runs),
+                         {c: mean([r[3].get(c) for r in runs]) for c in COLUMNS}))
+            rows.append((data, "range", None, {c: spread([r[3].get(c) for r in runs]) for c in COLUMNS}))
     print(f"\n| data | preset | hardware | train wall time | {' | '.join(COLUMNS)} |")
     print("|" + "---|" * (4 + len(COLUMNS)))
-    for data, wall, results in rows:
-        cells = ["-" if results.get(c) is None else f"{results[c]:.3f}" for c in COLUMNS]
-        print(f"| {data} | {args.preset} | {hardware(args.device)} | {wall / 60:.1f} min | {' | '.join(cells)} |")
+    for data, which, wall, results in rows:
+        cells = [cell(results.get(c)) for c in COLUMNS]
+        time_cell = "" if wall is None else f"{wall / 60:.1f} min"
+        label = f"{data} ({which})" if which else data
+        print(f"| {label} | {args.preset} | {hardware(args.device)} | {time_cell} | {' | '.join(cells)} |")
 
+
+def mean(values: list) -> float | None:
+    return None if None in values else sum(values) / len(values)
+
+
+def spread(values: list) -> tuple[float, float] | None:
+    return None if None in values else (min(values), max(values))
+
+
+def cell(value) -> str:
+    """A metric as the table shows it: "-" where there is none, a range as "low-high"."""
+    if value is None:
+        return "-"
+    if isinstance(value, tuple):
+        return f"{value[0]:.3f}-{value[1]:.3f}"
+    return f"{value:.3f}"
 
 if __name__ == "__main__":
     main()

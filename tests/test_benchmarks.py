@@ -127,3 +127,17 @@ def test_results_table_and_emoji_breakdown_agree_with_evaluate(tmp_path):
     counts = {line.split()[0]: int(line.split()[1]) for line in breakdown[1:]}
     assert counts["near"] + counts["new"] + counts["flags"] == counts["all"]
     assert numbers(breakdown[-1])[-1] == pytest.approx(results["i2t_recall@5"], abs=5e-4)
+
+
+def test_results_table_gives_a_row_per_seed_then_their_mean_and_range(tmp_path):
+    out = run("results_table.py", "--data", "shapes", "--steps", "1", "--seeds", "0", "1",
+              "--out", str(tmp_path), "--", "--batch-size", "4", "--eval-every", "0")
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[4:]]
+            for line in out.splitlines() if line.startswith("| shapes")}
+    assert list(rows) == ["shapes (seed 0)", "shapes (seed 1)", "shapes (mean of 2)", "shapes (range)"]
+    for seed in (0, 1):
+        results = json.loads((tmp_path / f"shapes-tiny-seed{seed}" / "eval.json").read_text())
+        assert rows[f"shapes (seed {seed})"][0] == f"{results['zero_shot_top1']:.3f}"
+    first, second = (float(rows[f"shapes (seed {s})"][3]) for s in (0, 1))
+    assert float(rows["shapes (mean of 2)"][3]) == pytest.approx((first + second) / 2, abs=1e-3)
+    assert rows["shapes (range)"][3] == f"{min(first, second):.3f}-{max(first, second):.3f}"

@@ -60,18 +60,7 @@ def main() -> None:
     for data in args.data:
         for seed in args.seeds:
             run_dir = Path(args.out) / (f"{data}-{args.preset}" + (f"-seed{seed}" if several else ""))
-            shutil.rmtree(run_dir, ignore_errors=True)  # this script's own folder: a fresh run each time
-            command = [sys.executable, "-m", "miniclip", "train", "--data", data, "--preset", args.preset,
-                       *(["--steps", str(args.steps)] if args.steps else ["--minutes", str(args.minutes)]),
-                       "--device", args.device, "--seed", str(seed), "--out", str(run_dir),
-                       *[a for a in args.extra if a != "--"]]
-            print("$", " ".join(command), flush=True)
-            start = time.perf_counter()
-            subprocess.run(command, check=True, env={**os.environ, "MINICLIP_PROGRESS": "0"})
-            wall = time.perf_counter() - start
-            subprocess.run([sys.executable, "-m", "miniclip", "evaluate", str(run_dir), "--device", args.device],
-                           check=True, stdout=subprocess.DEVNULL)
-            results = json.loads((run_dir / "eval.json").read_text())
+            wall, results = train_and_evaluate(data, seed, run_dir, args)
             rows.append((data, f"seed {seed}" if several else "", wall, results))
         if several:
             runs = rows[-len(args.seeds):]
@@ -85,6 +74,22 @@ def main() -> None:
         time_cell = "" if wall is None else f"{wall / 60:.1f} min"
         label = f"{data} ({which})" if which else data
         print(f"| {label} | {args.preset} | {hardware(args.device)} | {time_cell} | {' | '.join(cells)} |")
+
+
+def train_and_evaluate(data: str, seed: int, run_dir: Path, args: argparse.Namespace) -> tuple[float, dict]:
+    """Train afresh in `run_dir` (this script's own folder), evaluate; training's wall time and eval.json."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    command = [sys.executable, "-m", "miniclip", "train", "--data", data, "--preset", args.preset,
+               *(["--steps", str(args.steps)] if args.steps else ["--minutes", str(args.minutes)]),
+               "--device", args.device, "--seed", str(seed), "--out", str(run_dir),
+               *[a for a in args.extra if a != "--"]]
+    print("$", " ".join(command), flush=True)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env={**os.environ, "MINICLIP_PROGRESS": "0"})
+    wall = time.perf_counter() - start
+    subprocess.run([sys.executable, "-m", "miniclip", "evaluate", str(run_dir), "--device", args.device],
+                   check=True, stdout=subprocess.DEVNULL)
+    return wall, json.loads((run_dir / "eval.json").read_text())
 
 
 def mean(values: list) -> float | None:
@@ -102,6 +107,7 @@ def cell(value) -> str:
     if isinstance(value, tuple):
         return f"{value[0]:.3f}-{value[1]:.3f}"
     return f"{value:.3f}"
+
 
 if __name__ == "__main__":
     main()

@@ -41,6 +41,8 @@ def test_cached_shapes_equal_drawn_ones():
             assert np.array_equal(pixels(drawn[i][0]), pixels(cached[i][0]))
             assert drawn[i][1] == cached[i][1]
     assert sorted(cached.cache) == [0, 7, 19]
+    cached[7][1].append("not a caption of item 7")  # what a caller does to its copy stays there
+    assert cached[7][1] == drawn[7][1]
 
 
 def test_shapes_image_size_and_captions():

@@ -272,8 +272,8 @@ class Shapes(Dataset):
         self, split: str = "train", seed: int = 0, image_size: int = 64, length: int | None = None,
         cache: bool = False, outline: int = 0,
     ):
-        """`cache=True` keeps each image once drawn (3 * image_size**2 bytes per item):
-        a training run draws every image once instead of once per epoch. `outline` > 0
+        """`cache=True` keeps each item once made (its image, 3 * image_size**2 bytes, and
+        its captions): a training run draws every scene once instead of once per epoch. `outline` > 0
         draws a dark line that many pixels wide around every shape (see `render`); the
         scenes, captions and colours stay the same."""
         if split not in SPLITS:
@@ -282,22 +282,24 @@ class Shapes(Dataset):
             raise ValueError(f"shapes: outline is a width in pixels (0 for none), not {outline!r}")
         self.split, self.seed, self.image_size, self.outline = split, seed, image_size, outline
         self.length = length if length is not None else (10_000 if split == "train" else 1_000)
-        self.cache: dict[int, np.ndarray] | None = {} if cache else None
+        self.cache: dict[int, tuple[np.ndarray, tuple[str, ...]]] | None = {} if cache else None
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> tuple[Image.Image, list[str]]:
+        if self.cache is not None and i in self.cache:
+            pixels, captions = self.cache[i]
+            return Image.fromarray(pixels), list(captions)
         shapes = self.scene(i)
         if self.split == "relations":
             captions = self.relation_captions(i)
         else:
             captions = scene_captions(self.rng(i, "captions"), shapes)
-        if self.cache is None:
-            return self.draw(i, shapes), captions
-        if i not in self.cache:
-            self.cache[i] = np.asarray(self.draw(i, shapes))
-        return Image.fromarray(self.cache[i]), captions
+        image = self.draw(i, shapes)
+        if self.cache is not None:
+            self.cache[i] = (np.asarray(image), tuple(captions))
+        return image, captions
 
     def draw(self, i: int, shapes: list[Shape]) -> Image.Image:
         return render(self.rng(i, "pixels"), shapes, self.image_size, self.outline)

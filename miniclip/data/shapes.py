@@ -273,9 +273,9 @@ class Shapes(Dataset):
         cache: bool = False, outline: int = 0,
     ):
         """`cache=True` keeps each item once made (its image, 3 * image_size**2 bytes, and
-        its captions): a training run draws every scene once instead of once per epoch. `outline` > 0
-        draws a dark line that many pixels wide around every shape (see `render`); the
-        scenes, captions and colours stay the same."""
+        its captions): a training run draws every scene once instead of once per epoch.
+        `outline` > 0 draws a dark line that many pixels wide around every shape (see
+        `render`); the scenes, captions and colours stay the same."""
         if split not in SPLITS:
             raise ValueError(f"shapes has splits {SPLITS}, not {split!r}")
         if not isinstance(outline, int) or isinstance(outline, bool) or outline < 0:

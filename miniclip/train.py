@@ -199,6 +199,7 @@ class Trainer:
         )
         self.step = 0
         self.total_steps = config.steps or (None if config.minutes else DEFAULT_STEPS)
+        self.timings = [(0.0, 0)]  # with --minutes: (seconds, steps) since the start, at each plan
         if resume:
             self.resume()
         self.precision = resolve_precision(config.precision, self.device)
@@ -349,11 +350,15 @@ class Trainer:
     def plan_steps(self, seconds: float, steps: int) -> bool:
         """With --minutes: set the step count that fills the budget at the speed so far.
 
-        Called every few steps during the first half of the budget, since the first steps
-        are often faster than the rest (caches, clocks, evaluations still to come); the
-        learning-rate schedule follows the refined count. Returns whether to plan again.
+        Called every few steps during the first half of the budget; the learning-rate
+        schedule follows the refined count. The speed is that of the latest half of the
+        time so far, not of all of it: the first steps are unlike the rest (the first
+        epoch draws the images that later ones read from a cache; clocks settle). Returns
+        whether to plan again.
         """
-        per_step = seconds / steps
+        since, since_step = max(mark for mark in self.timings if mark[0] <= seconds / 2)
+        self.timings.append((seconds, steps))
+        per_step = (seconds - since) / (steps - since_step)
         budget = self.config.minutes * 60 * 0.97  # leave room for the last checkpoint
         total = max(self.step + int((budget - seconds) / per_step), self.step + 1)
         total = distributed.broadcast_int(total)  # every process must stop at the same step

@@ -293,9 +293,12 @@ def test_minutes_plan_the_step_count_and_refine_it(tmp_path):
     trainer.step = 10
     assert trainer.plan_steps(seconds=6.0, steps=10)  # 0.6 s per step, early: plan again later
     assert trainer.total_steps == 10 + int((60 * 0.97 - 6.0) / 0.6)
+    trainer.step = 30
+    assert trainer.plan_steps(seconds=12.0, steps=30)  # at the speed since 6 s: 0.3 s per step
+    assert trainer.total_steps == 30 + int((60 * 0.97 - 12.0) / 0.3)
     trainer.step = 50
     assert not trainer.plan_steps(seconds=40.0, steps=50)  # past half the budget: final
-    assert trainer.total_steps == 50 + int((60 * 0.97 - 40.0) / 0.8)
+    assert trainer.total_steps == 50 + int((60 * 0.97 - 40.0) / ((40.0 - 12.0) / (50 - 30)))
 
 
 def test_a_minutes_run_plans_its_step_count_and_reaches_it(tmp_path):

@@ -350,11 +350,12 @@ class Trainer:
     def plan_steps(self, seconds: float, steps: int) -> bool:
         """With --minutes: set the step count that fills the budget at the speed so far.
 
-        Called every few steps during the first half of the budget; the learning-rate
-        schedule follows the refined count. The speed is that of the latest half of the
-        time so far, not of all of it: the first steps are unlike the rest (the first
-        epoch draws the images that later ones read from a cache; clocks settle). Returns
-        whether to plan again.
+        Called every few steps until 90% of the budget is spent, so that a machine that
+        slows down or speeds up mid-run still ends on time; the learning-rate schedule
+        follows the refined count (late changes move it little, near the end of the
+        cosine). The speed is that of the latest half of the time so far, not of all of
+        it: the first steps are unlike the rest (the first epoch draws the images that
+        later ones read from a cache; clocks settle). Returns whether to plan again.
         """
         since, since_step = max(mark for mark in self.timings if mark[0] <= seconds / 2)
         self.timings.append((seconds, steps))
@@ -362,7 +363,7 @@ class Trainer:
         budget = self.config.minutes * 60 * 0.97  # leave room for the last checkpoint
         total = max(self.step + int((budget - seconds) / per_step), self.step + 1)
         total = distributed.broadcast_int(total)  # every process must stop at the same step
-        again = bool(distributed.broadcast_int(int(seconds < budget / 2)))  # one decision for all processes
+        again = bool(distributed.broadcast_int(int(seconds < 0.9 * budget)))  # one decision for all processes
         if self.total_steps is None or not again:
             state = "planning" if again else "final plan:"
             self.log(f"{per_step * 1000:.0f} ms per step: {state} {total} steps for {self.config.minutes} minutes")

@@ -297,8 +297,11 @@ def test_minutes_plan_the_step_count_and_refine_it(tmp_path):
     assert trainer.plan_steps(seconds=12.0, steps=30)  # at the speed since 6 s: 0.3 s per step
     assert trainer.total_steps == 30 + int((60 * 0.97 - 12.0) / 0.3)
     trainer.step = 50
-    assert not trainer.plan_steps(seconds=40.0, steps=50)  # past half the budget: final
+    assert trainer.plan_steps(seconds=40.0, steps=50)  # at the speed since 12 s: 1.4 s per step
     assert trainer.total_steps == 50 + int((60 * 0.97 - 40.0) / ((40.0 - 12.0) / (50 - 30)))
+    trainer.step = 60
+    assert not trainer.plan_steps(seconds=53.0, steps=60)  # past 90% of the budget: final
+    assert trainer.total_steps == 60 + int((60 * 0.97 - 53.0) / ((53.0 - 12.0) / (60 - 30)))
 
 
 def test_a_minutes_run_plans_its_step_count_and_reaches_it(tmp_path):

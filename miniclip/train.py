@@ -357,6 +357,7 @@ class Trainer:
         it: the first steps are unlike the rest (the first epoch draws the images that
         later ones read from a cache; clocks settle). Returns whether to plan again.
         """
+        # the latest (seconds, steps) mark at or before half the time so far
         since, since_step = max(mark for mark in self.timings if mark[0] <= seconds / 2)
         self.timings.append((seconds, steps))
         per_step = (seconds - since) / (steps - since_step)

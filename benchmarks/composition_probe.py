@@ -1,13 +1,14 @@
 """Does the image tower's shape recognition carry over to colour-shape pairs it never saw?
 
 The shapes data holds out six colour-shape pairs (no red star in training, ...), and
-zero-shot accuracy on them lags far behind the seen pairs: the model names the colour
-right and a seen kind instead. This probe asks whether the image tower alone is to
-blame. It takes the tiny preset's image tower, puts a linear head on it and trains it
+zero-shot accuracy on them lags behind the seen pairs: when the model is wrong, it names
+the colour right and a seen kind instead. This probe asks whether the image tower alone
+is to blame. It takes the tiny preset's image tower, puts a linear head on it and trains it
 with kind labels (no text at all) on one-shape images of the seen pairs, then reports
 kind accuracy on new images of seen pairs and of held-out pairs.
 
     python benchmarks/composition_probe.py                        # 3 seeds
+    python benchmarks/composition_probe.py --background mixed     # dark to light grounds
     python benchmarks/composition_probe.py --unnamed-colours 0.3  # 30% of training shapes
                                                                   # in random other colours
 
@@ -17,9 +18,9 @@ that no colour comes close to a held-out pair's. Two more options take colour aw
 the tower, to see how much of the gap it explains: --grey shows it every image (training
 and test) in shades of grey, and --shade S draws each shape of a named colour lighter or
 darker by up to S (0.5: halfway to white or to black), so that lightness no longer tells
-the colour. --outline W does the opposite: it keeps every colour and rings each shape (in
-training and test) with a dark line W pixels wide, a sign of its kind that is the same in
-every colour.
+the colour. --background mixed draws every image (training and test) on a ground of any
+grey from dark to light, instead of the data's dark one, so that a shape is lighter than
+one ground and darker than the next (see miniclip.data.shapes.render).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def shaded(rng: np.random.Generator, colour: str, shade: float) -> str:
 
 def one_shape_images(pairs: tuple, count: int, seed: int, image_size: int, unnamed: float = 0.0,
                      distance: float = 100.0, grey: bool = False, shade: float = 0.0,
-                     outline: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                     background: str = "dark") -> tuple[torch.Tensor, torch.Tensor]:
     """`count` images of one shape each, from `pairs`, as pixel values, and their kinds."""
     rng = keyed_rng(seed)
     images, kinds = [], []
@@ -69,7 +70,7 @@ def one_shape_images(pairs: tuple, count: int, seed: int, image_size: int, unnam
             shape = replace(shape, colour=far_colour(rng, distance))
         elif shade:
             shape = replace(shape, colour=shaded(rng, shape.colour, shade))
-        image = shapes.render(rng, [shape], image_size, outline)
+        image = shapes.render(rng, [shape], image_size, background)
         images.append(image.convert("L").convert("RGB") if grey else image)
         kinds.append(shapes.KINDS.index(shape.kind))
     return ImageProcessor(image_size)(images)["pixel_values"], torch.tensor(kinds)
@@ -79,7 +80,7 @@ def probe(seed: int, args: argparse.Namespace) -> tuple[float, float]:
     """Train on seen pairs; kind accuracy on (seen pairs, held-out pairs)."""
     config = CLIPConfig.preset(args.preset)
     size = config.vision.image_size
-    colour = {"grey": args.grey, "shade": args.shade, "outline": args.outline}
+    colour = {"grey": args.grey, "shade": args.shade, "background": args.background}
     train_x, train_y = one_shape_images(shapes.SEEN_PAIRS, args.images, seed, size,
                                         args.unnamed_colours, args.distance, **colour)
     seen_x, seen_y = one_shape_images(shapes.SEEN_PAIRS, 600, 10_000 + seed, size, **colour)
@@ -117,12 +118,12 @@ def main() -> None:
     parser.add_argument("--grey", action="store_true", help="every image in shades of grey")
     parser.add_argument("--shade", type=float, default=0.0,
                         help="named colours drawn lighter or darker by up to this share")
-    parser.add_argument("--outline", type=int, default=0,
-                        help="a dark outline this many pixels wide around every shape")
+    parser.add_argument("--background", choices=list(shapes.BACKGROUNDS), default="dark",
+                        help="the ground under the shapes (the data's default: dark)")
     args = parser.parse_args()
     print(f"{args.preset} image tower, kind labels, {args.steps} steps of {BATCH}, "
           f"unnamed colours {args.unnamed_colours:.0%}, grey {args.grey}, shade {args.shade}, "
-          f"outline {args.outline}")
+          f"background {args.background}")
     results = []
     for seed in range(args.seeds):
         start = time.perf_counter()

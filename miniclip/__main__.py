@@ -25,7 +25,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--data-root", help="folder of the fashion or folder data set")
     train.add_argument("--captions", help="caption file of a folder data set (CSV, JSONL, captions.txt, COCO json)")
     train.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
-                       help="an option of the data set's class, e.g. outline=2 for shapes (repeatable)")
+                       help="an option of the data set's class, e.g. background=mixed for shapes (repeatable)")
     train.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     train.add_argument("--vision", choices=["vit", "resnet"], help="image encoder (resnet: the preset's ResNet twin)")
     train.add_argument("--out", default="runs/shapes-tiny", help="run folder: checkpoints, metrics, plots")
@@ -92,13 +92,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def data_options(pairs: list[str]) -> dict:
-    """["outline=2", "length=500"] -> {"outline": 2, "length": 500}: values read as JSON
+    """["background=mixed", "length=500"] -> {"background": "mixed", "length": 500}: values read as JSON
     where they are JSON (numbers, true, null), as text otherwise."""
     options = {}
     for pair in pairs:
         key, equals, value = pair.partition("=")
         if not (equals and key.strip()):
-            raise ValueError(f"--data-option {pair!r}: write KEY=VALUE, as in outline=2")
+            raise ValueError(f"--data-option {pair!r}: write KEY=VALUE, as in length=500")
         try:
             options[key.strip()] = json.loads(value)
         except json.JSONDecodeError:

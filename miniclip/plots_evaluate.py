@@ -21,7 +21,7 @@ from PIL import Image
 
 from miniclip.data.shapes import COLOURS, KINDS
 
-MARKERS = dict(zip(KINDS, "os^*Ph"))  # circle, square, triangle, star, plus sign, hexagon
+MARKERS = dict(zip(KINDS, "os^*Pd"))  # circle, square, triangle, star, plus sign, diamond
 RIGHT, WRONG = "#2ca02c", "#d62728"
 
 

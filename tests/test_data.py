@@ -90,28 +90,33 @@ def test_shapes_are_drawn_in_named_colours_or_in_any_colour_by_code():
     assert centre[0] < 80 and centre[1] > 180 and centre[2] > 180  # cyan, whatever the noise
 
 
-def test_shapes_outline_rings_each_shape_and_changes_nothing_else():
-    plain = load_dataset("shapes", "train", length=20)
-    ringed = load_dataset("shapes", "train", length=20, outline=2)
+def test_shapes_backgrounds_change_the_ground_and_nothing_else():
+    dark, mixed = (load_dataset("shapes", "train", length=20, background=b) for b in ("dark", "mixed"))
     for i in range(20):
-        assert ringed.scene(i) == plain.scene(i) and ringed[i][1] == plain[i][1]
-    shape = Shape("yellow", "square", "large", 1, 1)
-    images = [np.asarray(render(np.random.default_rng(0), [shape], 72, outline)).astype(int)
-              for outline in (0, 2)]
-    changed = np.abs(images[1] - images[0]).sum(axis=2) > 0
-    rows, cols = np.nonzero(changed)
-    assert 0 < changed.sum() < 0.1 * changed.size  # a thin line, not a filled shape
-    assert (rows.min(), cols.min()) > (24, 24) and (rows.max(), cols.max()) < (48, 48)  # its cell
-    assert not changed[34:38, 34:38].any()  # the inside keeps its colour
-    assert images[1][changed].mean() < 60 < images[0][changed].mean()  # dark where yellow was
-    for bad in (-1, 1.5, True):
-        with pytest.raises(ValueError, match="outline"):
-            load_dataset("shapes", "train", outline=bad)
+        assert mixed.scene(i) == dark.scene(i) and mixed[i][1] == dark[i][1]
+    grounds = {"dark": [], "mixed": []}
+    for seed in range(40):
+        for colour in COLOURS:  # one shape in the middle cell; the corners are ground
+            shape = Shape(colour, "square", "large", 1, 1)
+            for background in grounds:
+                image = np.asarray(render(np.random.default_rng(seed), [shape], 72, background))
+                image = image.astype(float)
+                ground = image[:12, :12].reshape(-1, 3).mean(axis=0)
+                inside = image[32:40, 32:40].reshape(-1, 3).mean(axis=0)
+                grounds[background].append(ground.mean())
+                strongest = int(np.argmax(COLOURS[colour]))
+                if background == "dark":  # every shape lighter than its ground where it is strongest
+                    assert inside[strongest] > ground[strongest] + 100, (colour, seed)
+    assert max(grounds["dark"]) < 60 and np.mean(grounds["dark"]) < 40
+    assert min(grounds["mixed"]) > 25 and max(grounds["mixed"]) > 150  # dark to light
+    for bad in ("light", 2, None):
+        with pytest.raises(ValueError, match="background"):
+            load_dataset("shapes", "train", background=bad)
 
 
 def test_unknown_data_options_are_named_with_those_that_exist():
-    with pytest.raises(ValueError, match=r"shapes has no option 'outlines'; its options: .*outline"):
-        load_dataset("shapes", "train", outlines=2)
+    with pytest.raises(ValueError, match=r"shapes has no option 'backgrounds'; its options: .*background"):
+        load_dataset("shapes", "train", backgrounds="dark")
 
 
 def test_relations_captions_are_true_and_contrasts_false():

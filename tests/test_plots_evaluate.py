@@ -111,7 +111,7 @@ def test_pair_accuracy_figure_frames_the_held_out_pairs():
 
     accuracy = np.linspace(0, 1, 36).reshape(6, 6)
     colours = ["red", "orange", "yellow", "green", "blue", "purple"]
-    kinds = ["circle", "square", "triangle", "star", "cross", "hexagon"]
+    kinds = ["circle", "square", "triangle", "star", "cross", "diamond"]
     fig = plots_evaluate.pair_accuracy_figure(accuracy, colours, kinds, HELD_OUT_PAIRS, title="pairs")
     axis = fig.axes[0]
     frames = sorted((round(p.get_y() + 0.48), round(p.get_x() + 0.48)) for p in axis.patches
@@ -147,7 +147,7 @@ def test_principal_axes_finds_the_directions_of_largest_spread():
 def test_embedding_map_draws_every_point_and_names_the_held_out_pairs():
     torch.manual_seed(0)
     classnames = [f"{c} {k}" for c in ("red", "orange", "yellow", "green", "blue", "purple")
-                  for k in ("circle", "square", "triangle", "star", "cross", "hexagon")]
+                  for k in ("circle", "square", "triangle", "star", "cross", "diamond")]
     class_embeds = F.normalize(torch.randn(36, 16), dim=-1)
     image_names = [classnames[i % 36] for i in range(72)]
     image_embeds = F.normalize(torch.randn(72, 16), dim=-1)

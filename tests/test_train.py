@@ -277,15 +277,15 @@ def test_data_options_from_the_command_line_stay_with_the_run_and_bind_a_resume(
     from miniclip.__main__ import main
     from miniclip.evaluate import load_run
 
-    out = str(tmp_path / "ringed")
-    assert main(["train", "--data-option", "outline=2", "--data-option", "length=16", "--steps", "1",
+    out = str(tmp_path / "mixed")
+    assert main(["train", "--data-option", "background=mixed", "--data-option", "length=16", "--steps", "1",
                  "--batch-size", "8", "--out", out, "--eval-every", "0"]) == 0
-    assert load_run(out)[2]["data_options"] == {"outline": 2, "length": 16}
+    assert load_run(out)[2]["data_options"] == {"background": "mixed", "length": 16}
     assert main(["train", "--data-option", "length=16", "--steps", "2", "--batch-size", "8",
                  "--out", out, "--resume"]) == 2
-    assert "started with data_options={'outline': 2, 'length': 16}" in capsys.readouterr().err
-    assert main(["train", "--data-option", "outline", "--out", str(tmp_path / "bad")]) == 2
-    assert "--data-option 'outline': write KEY=VALUE" in capsys.readouterr().err
+    assert "started with data_options={'background': 'mixed', 'length': 16}" in capsys.readouterr().err
+    assert main(["train", "--data-option", "length", "--out", str(tmp_path / "bad")]) == 2
+    assert "--data-option 'length': write KEY=VALUE" in capsys.readouterr().err
 
 
 def test_minutes_plan_the_step_count_and_refine_it(tmp_path):

@@ -70,7 +70,7 @@ def check_class_vectors(class_vectors_fn: Callable) -> str:
     cases = [
         (["red circle", "blue square", "green star"],
          ["a photo of the {}.", "the {}.", "a drawing of the {}.", "a picture of the {}."]),
-        (["red circle", "blue square", "green star", "purple cross", "yellow hexagon"],
+        (["red circle", "blue square", "green star", "purple cross", "yellow diamond"],
          ["a photo of the {}.", "the {} on a noisy background."]),
         (["red circle", "blue square"], ["a photo of the {}."]),
     ]

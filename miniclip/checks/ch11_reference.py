@@ -192,7 +192,7 @@ def zero_shot_probabilities(
     return output.logits_per_image[0].softmax(dim=-1)  # softmax over the labels
 
 
-LABELS = ["red circle", "blue square", "green star", "yellow cross", "purple hexagon"]
+LABELS = ["red circle", "blue square", "green star", "yellow cross", "purple diamond"]
 
 
 def pipeline_case() -> tuple[CLIP, Tokenizer, ImageProcessor, Image.Image]:

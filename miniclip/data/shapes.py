@@ -1,4 +1,4 @@
-"""Procedural shapes: coloured shapes on a noisy background, with captions that describe them.
+"""Procedural shapes: coloured shapes on a dark, noisy background, with captions that describe them.
 
 Chapter 08 ("Caption data") builds it; chapters 09-12 train and test on it. Nothing is
 stored: item `i` of a split is drawn from a generator keyed by (seed, split, i), so any
@@ -16,8 +16,8 @@ A scene holds one to three shapes, each with a colour, a kind, a size and a cell
   gives the same caption with the relation or the colours swapped, a false caption that
   only a model which binds colours to shapes and shapes to places can tell apart.
 
-`Shapes(..., outline=2)` rings every shape with a dark line: the same scenes, with a sign
-of each shape's kind that does not depend on its colour.
+`Shapes(..., background="mixed")` draws the same scenes on grounds of any grey from dark to
+light, so that a shape is lighter than one ground and darker than the next (see `render`).
 """
 
 from dataclasses import dataclass, replace
@@ -37,14 +37,16 @@ COLOURS = {
     "blue": (40, 85, 215),
     "purple": (140, 55, 185),
 }
-KINDS = ("circle", "square", "triangle", "star", "cross", "hexagon")
+# Kinds that differ at the size they are drawn (a radius of 7 to 10 pixels at 72): a
+# hexagon, tried first, was too often taken for a circle, even in pairs seen in training.
+KINDS = ("circle", "square", "triangle", "star", "cross", "diamond")
 
 # One held-out kind per colour and one colour per kind: every word is seen in training,
 # but never these combinations.
 HELD_OUT_PAIRS = (
     ("red", "star"),
     ("orange", "circle"),
-    ("yellow", "hexagon"),
+    ("yellow", "diamond"),
     ("green", "triangle"),
     ("blue", "cross"),
     ("purple", "square"),
@@ -194,7 +196,7 @@ def plus_sign(arm: float, half: float) -> np.ndarray:
 POLYGONS = {  # corners of each kind at radius 1, y pointing down as in images
     "square": regular_polygon([1.25] * 4, 1 / 8),
     "triangle": regular_polygon([1.3] * 3, -1 / 4),
-    "hexagon": regular_polygon([1.1] * 6, 0),
+    "diamond": regular_polygon([1.3, 0.75] * 2, -1 / 4),  # taller than wide
     "star": regular_polygon([1.3, 0.55] * 5, -1 / 4),
     "cross": plus_sign(arm=1.1, half=0.4),
 }
@@ -222,12 +224,14 @@ def rgb(colour: str) -> tuple[int, int, int]:
     raise ValueError(f"colour {colour!r} is neither one of {list(COLOURS)} nor a code like '#a0c814'")
 
 
-OUTLINE_GREY = 20  # the outline's red, green and blue: darker than any background
+# The grey of the ground, drawn from one of these ranges (0-255) before a tint of up to 15
+# per channel. "dark" lies below the strongest channel of every named colour, so a shape
+# always stands out lighter than its ground; "mixed" spans dark to light grey.
+BACKGROUNDS = {"dark": (10, 40), "mixed": (40, 190)}
 
 
-def draw_shape(draw: ImageDraw.ImageDraw, shape: Shape, rng: np.random.Generator, size: int,
-               outline: int = 0):
-    """Draw `shape`, with a dark outline `outline` pixels wide if that is not 0."""
+def draw_shape(draw: ImageDraw.ImageDraw, shape: Shape, rng: np.random.Generator, size: int):
+    """Draw `shape` in its cell of the 3 x 3 grid, a little moved, resized and turned."""
     cell = size / 3
     radius = rng.uniform(*SIZES[shape.size]) * size
     slack = max(cell / 2 - radius * 1.3, 0.0)  # keep the whole shape inside its cell
@@ -235,25 +239,30 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: Shape, rng: np.random.Generator
     y = (shape.row + 0.5) * cell + rng.uniform(-slack, slack)
     jitter = rng.integers(-15, 16, 3).tolist()
     colour = tuple(min(max(c + j, 0), 255) for c, j in zip(rgb(shape.colour), jitter))
-    line = {"outline": (OUTLINE_GREY,) * 3, "width": outline} if outline else {}
     if shape.kind == "circle":
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour, **line)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
     else:
         angle = rng.uniform(-np.pi / 12, np.pi / 12)
-        draw.polygon(corners(shape.kind, x, y, radius, angle), fill=colour, **line)
+        draw.polygon(corners(shape.kind, x, y, radius, angle), fill=colour)
 
 
-def render(rng: np.random.Generator, shapes: list[Shape], size: int, outline: int = 0) -> Image.Image:
-    """Shapes on a greyish background, then pixel noise over everything.
+def render(rng: np.random.Generator, shapes: list[Shape], size: int,
+           background: str = "dark") -> Image.Image:
+    """Shapes on a greyish ground, then pixel noise over everything.
 
-    `outline` > 0 rings each shape with a dark line that many pixels wide: a sign of its
-    kind that no colour changes (chapter 10 asks whether that helps a model compose).
+    The ground matters to what a model learns (chapter 10). On a "dark" one every shape is
+    lighter than its ground in the channel where its colour is strongest, so a kind looks
+    alike in every colour: a light patch of its form. On a "mixed" one a red star is lighter
+    than a dark ground and darker than a light one, and a model that learnt stars in five
+    colours may not know one in the sixth.
     """
-    background = rng.uniform(40, 190) + rng.uniform(-15, 15, 3)
+    if background not in BACKGROUNDS:
+        raise ValueError(f"shapes: background is one of {list(BACKGROUNDS)}, not {background!r}")
+    background = rng.uniform(*BACKGROUNDS[background]) + rng.uniform(-15, 15, 3)
     image = Image.new("RGB", (size, size), tuple(int(c) for c in background))
     draw = ImageDraw.Draw(image)
     for shape in shapes:
-        draw_shape(draw, shape, rng, size, outline)
+        draw_shape(draw, shape, rng, size)
     noise = rng.standard_normal((size, size, 3), dtype=np.float32) * rng.uniform(4, 24)
     pixels = np.asarray(image, dtype=np.float32) + noise
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
@@ -270,17 +279,18 @@ class Shapes(Dataset):
 
     def __init__(
         self, split: str = "train", seed: int = 0, image_size: int = 64, length: int | None = None,
-        cache: bool = False, outline: int = 0,
+        cache: bool = False, background: str = "dark",
     ):
         """`cache=True` keeps each item once made (its image, 3 * image_size**2 bytes, and
         its captions): a training run draws every scene once instead of once per epoch.
-        `outline` > 0 draws a dark line that many pixels wide around every shape (see
-        `render`); the scenes, captions and colours stay the same."""
+        `background` is "dark" or "mixed" (see `render`); the scenes and captions are the
+        same on either."""
         if split not in SPLITS:
             raise ValueError(f"shapes has splits {SPLITS}, not {split!r}")
-        if not isinstance(outline, int) or isinstance(outline, bool) or outline < 0:
-            raise ValueError(f"shapes: outline is a width in pixels (0 for none), not {outline!r}")
-        self.split, self.seed, self.image_size, self.outline = split, seed, image_size, outline
+        if background not in BACKGROUNDS:
+            raise ValueError(f"shapes: background is one of {list(BACKGROUNDS)}, not {background!r}")
+        self.split, self.seed, self.image_size = split, seed, image_size
+        self.background = background
         self.length = length if length is not None else (10_000 if split == "train" else 1_000)
         self.cache: dict[int, tuple[np.ndarray, tuple[str, ...]]] | None = {} if cache else None
 
@@ -302,7 +312,7 @@ class Shapes(Dataset):
         return image, captions
 
     def draw(self, i: int, shapes: list[Shape]) -> Image.Image:
-        return render(self.rng(i, "pixels"), shapes, self.image_size, self.outline)
+        return render(self.rng(i, "pixels"), shapes, self.image_size, self.background)
 
     def rng(self, i: int, purpose: str) -> np.random.Generator:
         if not 0 <= i < self.length:

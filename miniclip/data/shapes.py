@@ -29,13 +29,15 @@ from torch.utils.data import Dataset
 from miniclip.data.english import listing, with_article
 from miniclip.data.seeding import keyed_rng
 
+# Light colours, no channel below 100: on the dark ground (see `render`) every shape stands
+# out in all three channels, so its kind shows the same way in every colour.
 COLOURS = {
-    "red": (215, 40, 40),
-    "orange": (240, 135, 20),
-    "yellow": (235, 215, 35),
-    "green": (40, 165, 60),
-    "blue": (40, 85, 215),
-    "purple": (140, 55, 185),
+    "red": (229, 115, 115),
+    "orange": (245, 177, 102),
+    "yellow": (242, 229, 112),
+    "green": (115, 196, 128),
+    "blue": (115, 145, 229),
+    "purple": (180, 125, 209),
 }
 # Kinds that differ at the size they are drawn (a radius of 7 to 10 pixels at 72): a
 # hexagon, tried first, was too often taken for a circle, even in pairs seen in training.

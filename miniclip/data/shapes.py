@@ -227,7 +227,7 @@ def rgb(colour: str) -> tuple[int, int, int]:
 
 
 # The grey of the ground, drawn from one of these ranges (0-255) before a tint of up to 15
-# per channel. "dark" lies below the strongest channel of every named colour, so a shape
+# per channel. "dark" lies well below every channel of every named colour, so a shape
 # always stands out lighter than its ground; "mixed" spans dark to light grey.
 BACKGROUNDS = {"dark": (10, 40), "mixed": (40, 190)}
 
@@ -252,16 +252,16 @@ def render(rng: np.random.Generator, shapes: list[Shape], size: int,
            background: str = "dark") -> Image.Image:
     """Shapes on a greyish ground, then pixel noise over everything.
 
-    The ground matters to what a model learns (chapter 10). On a "dark" one every shape is
-    lighter than its ground in the channel where its colour is strongest, so a kind looks
-    alike in every colour: a light patch of its form. On a "mixed" one a red star is lighter
-    than a dark ground and darker than a light one, and a model that learnt stars in five
-    colours may not know one in the sixth.
+    The ground matters to what a model learns (chapter 10). On a "dark" one every shape of
+    a named colour is lighter than its ground in all three channels, so a kind looks alike
+    in every colour: a light patch of its form. On a "mixed" one a red star is lighter than
+    a dark ground, but darker than a light one in green and blue, and a model that learnt
+    stars in five colours may not know one in the sixth.
     """
     if background not in BACKGROUNDS:
         raise ValueError(f"shapes: background is one of {list(BACKGROUNDS)}, not {background!r}")
-    background = rng.uniform(*BACKGROUNDS[background]) + rng.uniform(-15, 15, 3)
-    image = Image.new("RGB", (size, size), tuple(int(c) for c in background))
+    ground = rng.uniform(*BACKGROUNDS[background]) + rng.uniform(-15, 15, 3)
+    image = Image.new("RGB", (size, size), tuple(int(c) for c in ground))
     draw = ImageDraw.Draw(image)
     for shape in shapes:
         draw_shape(draw, shape, rng, size)

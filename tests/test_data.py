@@ -92,8 +92,11 @@ def test_shapes_are_drawn_in_named_colours_or_in_any_colour_by_code():
 
 def test_shapes_backgrounds_change_the_ground_and_nothing_else():
     dark, mixed = (load_dataset("shapes", "train", length=20, background=b) for b in ("dark", "mixed"))
+    default = load_dataset("shapes", "train", length=20)
     for i in range(20):
         assert mixed.scene(i) == dark.scene(i) and mixed[i][1] == dark[i][1]
+        assert np.array_equal(pixels(default[i][0]), pixels(dark[i][0]))  # dark unless asked
+        assert not np.array_equal(pixels(mixed[i][0]), pixels(dark[i][0]))
     grounds = {"dark": [], "mixed": []}
     for seed in range(40):
         for colour in COLOURS:  # one shape in the middle cell; the corners are ground

@@ -232,6 +232,11 @@ def rgb(colour: str) -> tuple[int, int, int]:
 BACKGROUNDS = {"dark": (10, 40), "mixed": (40, 190)}
 
 
+def check_background(background: str) -> None:
+    if background not in BACKGROUNDS:
+        raise ValueError(f"shapes: background is one of {list(BACKGROUNDS)}, not {background!r}")
+
+
 def draw_shape(draw: ImageDraw.ImageDraw, shape: Shape, rng: np.random.Generator, size: int):
     """Draw `shape` in its cell of the 3 x 3 grid, a little moved, resized and turned."""
     cell = size / 3
@@ -258,8 +263,7 @@ def render(rng: np.random.Generator, shapes: list[Shape], size: int,
     a dark ground, but darker than a light one in green and blue, and a model that learnt
     stars in five colours may not know one in the sixth.
     """
-    if background not in BACKGROUNDS:
-        raise ValueError(f"shapes: background is one of {list(BACKGROUNDS)}, not {background!r}")
+    check_background(background)
     ground = rng.uniform(*BACKGROUNDS[background]) + rng.uniform(-15, 15, 3)
     image = Image.new("RGB", (size, size), tuple(int(c) for c in ground))
     draw = ImageDraw.Draw(image)
@@ -289,8 +293,7 @@ class Shapes(Dataset):
         same on either."""
         if split not in SPLITS:
             raise ValueError(f"shapes has splits {SPLITS}, not {split!r}")
-        if background not in BACKGROUNDS:
-            raise ValueError(f"shapes: background is one of {list(BACKGROUNDS)}, not {background!r}")
+        check_background(background)
         self.split, self.seed, self.image_size = split, seed, image_size
         self.background = background
         self.length = length if length is not None else (10_000 if split == "train" else 1_000)

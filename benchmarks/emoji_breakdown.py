@@ -14,13 +14,25 @@ does (among all captions of all held-out emoji; a hit when any of the emoji's ow
 is among the 5 nearest).
 
     python benchmarks/emoji_breakdown.py runs/results/emoji-tiny
+    python benchmarks/emoji_breakdown.py --pixels     # no model: the baseline below
+
+`--pixels` measures the same recall with no model and no training, as a yardstick of what
+the training split can teach about the held-out one: each held-out picture's `--neighbours`
+nearest training pictures, pixel for pixel (24 x 24, less the mean training picture,
+cosine), vote for the held-out captions that share words with their captions, each word
+weighted by its rarity in the training captions (inverse document frequency; a word no
+training caption has weighs as one that a single caption has, and gets no vote).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import re
+from collections import Counter
 
 import torch
+import torch.nn.functional as F
 
 from miniclip import ImageProcessor
 from miniclip.data import load_dataset
@@ -40,27 +52,74 @@ def group(name: str, training_names: list[set[str]]) -> str:
     return "near" if near and len(mine) > 1 else "new"
 
 
+FILLER = {"a", "an", "and", "emoji", "for", "of", "the", "with"}  # words of every caption template
+
+
+def caption_words(caption: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", caption.lower())) - FILLER
+
+
+def pixel_similarity(train, test_images: list) -> torch.Tensor:
+    """(held-out, training) cosine similarity of the pictures at 24 x 24, less the training mean."""
+    processor = ImageProcessor(24)
+    train_pixels = processor([train[i][0] for i in range(len(train))])["pixel_values"].flatten(1)
+    test_pixels = processor(test_images)["pixel_values"].flatten(1)
+    mean = train_pixels.mean(dim=0)
+    return F.normalize(test_pixels - mean, dim=1) @ F.normalize(train_pixels - mean, dim=1).t()
+
+
+def pixel_neighbour_similarity(train, test_images: list, texts: list[str],
+                               neighbours: int) -> torch.Tensor:
+    """(held-out images, texts) scores of the `--pixels` baseline; see the module docstring."""
+    known = [set().union(*map(caption_words, train[i][1])) for i in range(len(train))]
+    frequency = Counter(word for words_of_one in known for word in words_of_one)
+    weight = {word: math.log(len(train) / count) for word, count in frequency.items()}
+    text_words = [caption_words(text) for text in texts]
+    totals = [sum(weight.get(word, math.log(len(train))) for word in words_of_text) or 1.0
+              for words_of_text in text_words]
+    nearest = pixel_similarity(train, test_images).topk(neighbours, dim=1).indices
+    scores = torch.zeros(len(test_images), len(texts))
+    for i, row in enumerate(nearest.tolist()):
+        for j, words_of_text in enumerate(text_words):
+            shared = sum(weight[word] for n in row for word in words_of_text & known[n])
+            scores[i, j] = shared / totals[j]
+    # Many captions share a score (zero, often): break ties at random, not by caption order.
+    return scores + 1e-6 * torch.rand(scores.shape, generator=torch.Generator().manual_seed(0))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir")
+    parser.add_argument("run_dir", nargs="?", help="an emoji training run (omit with --pixels)")
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--pixels", action="store_true", help="the no-model baseline instead")
+    parser.add_argument("--neighbours", type=int, default=5, help="training pictures that vote")
+    parser.add_argument("--seed", type=int, default=0, help="the split, with --pixels")
     args = parser.parse_args()
-    model, tokenizer, settings = load_run(args.run_dir)
-    if settings["data"] != "emoji":
-        raise SystemExit(f"{args.run_dir} was trained on {settings['data']!r}, not emoji")
-    encoder = Encoder(model.eval(), tokenizer, ImageProcessor(model.config.vision.image_size))
-    train = load_dataset("emoji", split="train", seed=settings["seed"])
-    test = load_dataset("emoji", split="test", seed=settings["seed"])
+    if (args.run_dir is None) != args.pixels:
+        parser.error("give a run folder or --pixels, one of the two")
+    if args.pixels:
+        seed, title = args.seed, f"nearest {args.neighbours} training pictures, seed {args.seed}"
+    else:
+        model, tokenizer, settings = load_run(args.run_dir)
+        if settings["data"] != "emoji":
+            raise SystemExit(f"{args.run_dir} was trained on {settings['data']!r}, not emoji")
+        encoder = Encoder(model.eval(), tokenizer, ImageProcessor(model.config.vision.image_size))
+        seed, title = settings["seed"], args.run_dir
+    train = load_dataset("emoji", split="train", seed=seed)
+    test = load_dataset("emoji", split="test", seed=seed)
     training_names = [words(train[i][1][0]) for i in range(len(train))]
 
     images, texts, owners = caption_pool(test)
     groups = [group(test[i][1][0], training_names) for i in range(len(test))]  # caption 0: the name
-    with torch.no_grad():
-        similarity = encoder.images(images) @ encoder.texts(texts).t()
+    if args.pixels:
+        similarity = pixel_neighbour_similarity(train, images, texts, args.neighbours)
+    else:
+        with torch.no_grad():
+            similarity = encoder.images(images) @ encoder.texts(texts).t()
     nearest = owners[similarity.topk(args.k, dim=1).indices]
     hit = (nearest == torch.arange(len(images))[:, None]).any(dim=1)
 
-    print(f"{args.run_dir}: held-out emoji, image-to-text recall@{args.k}")
+    print(f"{title}: held-out emoji, image-to-text recall@{args.k}")
     for name in ("near", "new", "flags"):
         members = torch.tensor([g == name for g in groups])
         if members.any():

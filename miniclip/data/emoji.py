@@ -1,6 +1,7 @@
 """Emoji with their Unicode names and keywords: a small real caption dataset for retrieval.
 
-Chapter 08 ("Caption data") builds it; chapter 10 measures retrieval on its held-out
+Chapter 08 ("Caption data") builds it; the README's results table measures retrieval on
+its held-out emoji, and `benchmarks/emoji_breakdown.py` splits that figure by kind of
 emoji. The pictures (Noto Color Emoji, 48 x 48) and the human-written names and keywords
 (Unicode CLDR) ship as one pack in `data/emoji/`, rebuilt by `scripts/build_emoji_pack.py`;
 `data/emoji/LICENSE.md` gives their licences.

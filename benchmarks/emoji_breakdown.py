@@ -2,8 +2,8 @@
 
 The emoji test split holds out a random tenth of the emoji. Many of them are things no
 training emoji shows and words no training caption has ("beaver", "flag: Niue"); others
-differ from a training emoji in one word of their name ("thumbs up: dark skin tone" when
-"thumbs up: light skin tone" is in training). This splits the held-out emoji into
+differ from a training emoji in one word of their name ("man student" when "woman
+student" is in training). This splits the held-out emoji into
 
 - flags ("flag: Italy"),
 - near: another name word for word but one, among the training emoji,
@@ -14,7 +14,7 @@ does (among all captions of all held-out emoji; a hit when any of the emoji's ow
 is among the 5 nearest).
 
     python benchmarks/emoji_breakdown.py runs/results/emoji-tiny
-    python benchmarks/emoji_breakdown.py --pixels     # no model: the baseline below
+    python benchmarks/emoji_breakdown.py --pixels --seed 0   # no model: the baseline below
 
 `--pixels` measures the same recall with no model and no training, as a yardstick of what
 the training split can teach about the held-out one: each held-out picture's `--neighbours`

@@ -68,9 +68,8 @@ def pixel_similarity(train, test_images: list) -> torch.Tensor:
     return F.normalize(test_pixels - mean, dim=1) @ F.normalize(train_pixels - mean, dim=1).t()
 
 
-def pixel_neighbour_similarity(train, test_images: list, texts: list[str],
-                               neighbours: int) -> torch.Tensor:
-    """(held-out images, texts) scores of the `--pixels` baseline; see the module docstring."""
+def neighbour_votes(train, test_images: list, texts: list[str], neighbours: int) -> torch.Tensor:
+    """(held-out images, texts) votes of the `--pixels` baseline; see the module docstring."""
     known = [set().union(*map(caption_words, train[i][1])) for i in range(len(train))]
     frequency = Counter(word for words_of_one in known for word in words_of_one)
     weight = {word: math.log(len(train) / count) for word, count in frequency.items()}
@@ -112,7 +111,7 @@ def main() -> None:
     images, texts, owners = caption_pool(test)
     groups = [group(test[i][1][0], training_names) for i in range(len(test))]  # caption 0: the name
     if args.pixels:
-        similarity = pixel_neighbour_similarity(train, images, texts, args.neighbours)
+        similarity = neighbour_votes(train, images, texts, args.neighbours)
     else:
         with torch.no_grad():
             similarity = encoder.images(images) @ encoder.texts(texts).t()

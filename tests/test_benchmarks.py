@@ -123,12 +123,12 @@ def test_the_pixel_baseline_votes_with_the_words_of_the_nearest_pictures():
              (square((30, 200, 30)), ["green apple", "an emoji for fruit"])]
     tests = [square((210, 40, 40)), square((40, 40, 210))]
     texts = ["blue fish", "red cherry", "an emoji of a green fruit", "the yak emoji"]
-    scores = emoji_breakdown.pixel_neighbour_similarity(train, tests, texts, neighbours=1)
+    scores = emoji_breakdown.neighbour_votes(train, tests, texts, neighbours=1)
     assert scores.shape == (2, 4)
     assert scores[0].argmax() == 1 and scores[1].argmax() == 0  # the colour word of the neighbour
     assert scores[0, 0] < 1e-5 and scores[:, 3].max() < 1e-5  # no shared word, no vote
     # Two neighbours: the red picture's second nearest is the green one, whose "fruit" counts.
-    scores = emoji_breakdown.pixel_neighbour_similarity(train, tests, texts, neighbours=2)
+    scores = emoji_breakdown.neighbour_votes(train, tests, texts, neighbours=2)
     assert scores[0, 2] > 1e-3
 
 

@@ -18,25 +18,19 @@ is among the 5 nearest).
 
 `--pixels` measures the same recall with no model and no training, as a yardstick of what
 the training split can teach about the held-out one: each held-out picture's `--neighbours`
-nearest training pictures, pixel for pixel (24 x 24, less the mean training picture,
-cosine), vote for the held-out captions that share words with their captions, each word
-weighted by its rarity in the training captions (inverse document frequency; a word no
-training caption has weighs as one that a single caption has, and gets no vote).
+nearest training pictures, pixel for pixel, vote for the held-out captions that share
+words with their captions, rare words counting more (`miniclip.evaluate.neighbour_votes`).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import re
-from collections import Counter
 
 import torch
-import torch.nn.functional as F
 
 from miniclip import ImageProcessor
 from miniclip.data import load_dataset
-from miniclip.evaluate import Encoder, caption_pool, load_run
+from miniclip.evaluate import Encoder, caption_pool, load_run, neighbour_votes
 
 
 def words(name: str) -> set[str]:
@@ -50,40 +44,6 @@ def group(name: str, training_names: list[set[str]]) -> str:
     near = any(len(mine & other) >= len(mine) - 1 and len(other - mine) <= 1 and other != mine
                for other in training_names)
     return "near" if near and len(mine) > 1 else "new"
-
-
-FILLER = {"a", "an", "and", "emoji", "for", "of", "the", "with"}  # words of every caption template
-
-
-def caption_words(caption: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9]+", caption.lower())) - FILLER
-
-
-def pixel_similarity(train, test_images: list) -> torch.Tensor:
-    """(held-out, training) cosine similarity of the pictures at 24 x 24, less the training mean."""
-    processor = ImageProcessor(24)
-    train_pixels = processor([train[i][0] for i in range(len(train))])["pixel_values"].flatten(1)
-    test_pixels = processor(test_images)["pixel_values"].flatten(1)
-    mean = train_pixels.mean(dim=0)
-    return F.normalize(test_pixels - mean, dim=1) @ F.normalize(train_pixels - mean, dim=1).t()
-
-
-def neighbour_votes(train, test_images: list, texts: list[str], neighbours: int) -> torch.Tensor:
-    """(held-out images, texts) votes of the `--pixels` baseline; see the module docstring."""
-    known = [set().union(*map(caption_words, train[i][1])) for i in range(len(train))]
-    frequency = Counter(word for words_of_one in known for word in words_of_one)
-    weight = {word: math.log(len(train) / count) for word, count in frequency.items()}
-    text_words = [caption_words(text) for text in texts]
-    totals = [sum(weight.get(word, math.log(len(train))) for word in words_of_text) or 1.0
-              for words_of_text in text_words]
-    nearest = pixel_similarity(train, test_images).topk(neighbours, dim=1).indices
-    scores = torch.zeros(len(test_images), len(texts))
-    for i, row in enumerate(nearest.tolist()):
-        for j, words_of_text in enumerate(text_words):
-            shared = sum(weight[word] for n in row for word in words_of_text & known[n])
-            scores[i, j] = shared / totals[j]
-    # Many captions share a score (zero, often): break ties at random, not by caption order.
-    return scores + 1e-6 * torch.rand(scores.shape, generator=torch.Generator().manual_seed(0))
 
 
 def main() -> None:

@@ -13,6 +13,9 @@ when any of its captions is in the top K, as the COCO and Flickr benchmarks coun
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +152,51 @@ def retrieval(encoder: Encoder, dataset, limit: int | None = None) -> dict[str, 
     """recall@1, 5, 10 both ways over the first `limit` items of `dataset`, all captions kept."""
     images, texts, owners = caption_pool(dataset, limit)
     return recall_at_k(encoder.images(images), encoder.texts(texts), owners)
+
+
+# --- a yardstick without a model -----------------------------------------------------
+
+FILLER = {"a", "an", "and", "emoji", "for", "of", "the", "with"}  # words of the caption templates
+
+
+def caption_words(caption: str) -> set[str]:
+    """The words of a caption that say something: "an emoji of a red apple" -> {"red", "apple"}."""
+    return set(re.findall(r"[a-z0-9]+", caption.lower())) - FILLER
+
+
+def pixel_similarity(train, images: list, size: int = 24) -> torch.Tensor:
+    """(len(images), len(train)) cosine similarity of the pictures at `size` x `size` pixels,
+    less the mean training picture."""
+    processor = ImageProcessor(size)
+    train_pixels = processor([train[i][0] for i in range(len(train))])["pixel_values"].flatten(1)
+    pixels = processor(images)["pixel_values"].flatten(1)
+    mean = train_pixels.mean(dim=0)
+    return F.normalize(pixels - mean, dim=1) @ F.normalize(train_pixels - mean, dim=1).t()
+
+
+def neighbour_votes(train, images: list, texts: list[str], neighbours: int = 5) -> torch.Tensor:
+    """(len(images), len(texts)) scores that rank texts for images with no model and no training.
+
+    Each image's `neighbours` nearest training pictures (`pixel_similarity`) vote for the
+    texts that share words with their captions; each word counts by its rarity in the
+    training captions (inverse document frequency), as a share of all the text's words. A
+    word no training caption has weighs as much as one that a single caption has, and
+    gets no vote. It measures what the training pictures and their words alone say about
+    new pictures: a trained model that ranks no better has learnt no more than that.
+    """
+    known = [set().union(*map(caption_words, train[i][1])) for i in range(len(train))]
+    frequency = Counter(word for words in known for word in words)
+    weight = {word: math.log(len(train) / count) for word, count in frequency.items()}
+    text_words = [caption_words(text) for text in texts]
+    totals = [sum(weight.get(word, math.log(len(train))) for word in words) or 1.0
+              for words in text_words]
+    nearest = pixel_similarity(train, images).topk(neighbours, dim=1).indices
+    scores = torch.zeros(len(images), len(texts))
+    for i, row in enumerate(nearest.tolist()):
+        for j, words in enumerate(text_words):
+            scores[i, j] = sum(weight[word] for n in row for word in words & known[n]) / totals[j]
+    # Many texts share a score (zero, often): break ties at random, not by the texts' order.
+    return scores + 1e-6 * torch.rand(scores.shape, generator=torch.Generator().manual_seed(0))
 
 
 def evaluate(encoder: Encoder, data: str, load, limit: int | None = 1000) -> dict[str, Any]:

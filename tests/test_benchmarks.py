@@ -113,25 +113,6 @@ def test_emoji_groups(name, group):
     assert emoji_breakdown.group(name, training) == group
 
 
-def test_the_pixel_baseline_votes_with_the_words_of_the_nearest_pictures():
-    from PIL import Image
-
-    def square(rgb):
-        return Image.new("RGB", (48, 48), rgb)
-
-    train = [(square((230, 30, 30)), ["red apple"]), (square((30, 30, 230)), ["blue whale"]),
-             (square((30, 200, 30)), ["green apple", "an emoji for fruit"])]
-    tests = [square((210, 40, 40)), square((40, 40, 210))]
-    texts = ["blue fish", "red cherry", "an emoji of a green fruit", "the yak emoji"]
-    scores = emoji_breakdown.neighbour_votes(train, tests, texts, neighbours=1)
-    assert scores.shape == (2, 4)
-    assert scores[0].argmax() == 1 and scores[1].argmax() == 0  # the colour word of the neighbour
-    assert scores[0, 0] < 1e-5 and scores[:, 3].max() < 1e-5  # no shared word, no vote
-    # Two neighbours: the red picture's second nearest is the green one, whose "fruit" counts.
-    scores = emoji_breakdown.neighbour_votes(train, tests, texts, neighbours=2)
-    assert scores[0, 2] > 1e-3
-
-
 def test_results_table_and_emoji_breakdown_agree_with_evaluate(tmp_path):
     out = run("results_table.py", "--data", "emoji", "--steps", "2", "--out", str(tmp_path),
               "--", "--batch-size", "8", "--eval-every", "0")

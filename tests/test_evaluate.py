@@ -1,0 +1,43 @@
+"""The no-model yardstick of retrieval: nearest training pictures vote with their words."""
+
+from PIL import Image
+
+from miniclip.evaluate import caption_words, neighbour_votes
+
+
+def square(rgb) -> Image.Image:
+    return Image.new("RGB", (48, 48), rgb)
+
+
+TRAIN = [(square((230, 30, 30)), ["red apple"]), (square((30, 30, 230)), ["blue whale"]),
+         (square((30, 200, 30)), ["green apple", "an emoji for fruit"])]
+IMAGES = [square((210, 40, 40)), square((40, 40, 210))]  # near the red one, near the blue one
+TEXTS = ["blue fish", "red cherry", "an emoji of a green fruit", "the yak emoji"]
+
+
+def test_caption_words_leave_out_the_template_words():
+    assert caption_words("An emoji of a red apple") == {"red", "apple"}
+    assert caption_words("keycap: 6") == {"keycap", "6"}
+
+
+def test_the_nearest_picture_votes_for_the_texts_that_share_its_words():
+    scores = neighbour_votes(TRAIN, IMAGES, TEXTS, neighbours=1)
+    assert scores.shape == (2, 4)
+    assert scores[0].argmax() == 1 and scores[1].argmax() == 0  # "red ...", "blue ..."
+    assert scores[0, 0] < 1e-5 and scores[:, 3].max() < 1e-5  # no shared word, no vote
+
+
+def test_more_neighbours_bring_more_words():
+    # The red picture's second nearest is the green one (the blue one is farther from red
+    # once the mean is taken away), whose "green" and "fruit" now count.
+    assert neighbour_votes(TRAIN, IMAGES, TEXTS, neighbours=1)[0, 2] < 1e-5
+    assert neighbour_votes(TRAIN, IMAGES, TEXTS, neighbours=2)[0, 2] > 1e-3
+
+
+def test_rare_words_count_more():
+    train = [(square((230, 30, 30)), ["red apple"]), (square((200, 60, 60)), ["red heart"]),
+             (square((30, 30, 230)), ["blue whale"])]
+    # The nearest picture is the apple; each text shares one word with its caption, and
+    # "apple" (one training caption) is rarer than "red" (two).
+    scores = neighbour_votes(train, [square((230, 30, 30))], ["red kite", "apple kite"], neighbours=1)
+    assert scores[0, 1] > scores[0, 0] > 1e-3

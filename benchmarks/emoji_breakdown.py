@@ -52,12 +52,16 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--pixels", action="store_true", help="the no-model baseline instead")
     parser.add_argument("--neighbours", type=int, default=5, help="training pictures that vote")
-    parser.add_argument("--seed", type=int, default=0, help="the split, with --pixels")
+    parser.add_argument("--seed", type=int, help="the split, with --pixels (default 0; a run "
+                        "folder brings its own)")
     args = parser.parse_args()
     if (args.run_dir is None) != args.pixels:
         parser.error("give a run folder or --pixels, one of the two")
+    if args.run_dir is not None and args.seed is not None:
+        parser.error(f"{args.run_dir} was trained on the split of its own seed; --seed goes with --pixels")
     if args.pixels:
-        seed, title = args.seed, f"nearest {args.neighbours} training pictures, seed {args.seed}"
+        seed = 0 if args.seed is None else args.seed
+        title = f"nearest {args.neighbours} training pictures, seed {seed}"
     else:
         model, tokenizer, settings = load_run(args.run_dir)
         if settings["data"] != "emoji":

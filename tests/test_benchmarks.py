@@ -113,6 +113,17 @@ def test_emoji_groups(name, group):
     assert emoji_breakdown.group(name, training) == group
 
 
+@pytest.mark.parametrize("args, message", [
+    ([], "give a run folder or --pixels"),
+    (["runs/some-run", "--pixels"], "give a run folder or --pixels"),
+    (["runs/some-run", "--seed", "1"], "--seed goes with --pixels"),  # the run has its own split
+])
+def test_emoji_breakdown_refuses_a_muddled_request(args, message):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "emoji_breakdown.py"), *args],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and message in result.stderr
+
+
 def test_results_table_and_emoji_breakdown_agree_with_evaluate(tmp_path):
     out = run("results_table.py", "--data", "emoji", "--steps", "2", "--out", str(tmp_path),
               "--", "--batch-size", "8", "--eval-every", "0")

@@ -8,6 +8,10 @@ nearest. Retrieval ranks every caption for each image (image-to-text) and every 
 for each caption (text-to-image); recall@K is the fraction of queries with a right
 answer among the top K. An image with several captions counts as found by image-to-text
 when any of its captions is in the top K, as the COCO and Flickr benchmarks count.
+
+`neighbour_votes` ranks captions with no model at all, from the nearest training pictures
+and their words: the yardstick that chapter 12 and `benchmarks/emoji_breakdown.py --pixels`
+hold trained models against.
 """
 
 from __future__ import annotations

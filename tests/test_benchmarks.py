@@ -152,3 +152,28 @@ def test_results_table_gives_a_row_per_seed_then_their_mean_and_range(tmp_path):
     first, second = (float(rows[f"shapes (seed {s})"][3]) for s in (0, 1))
     assert float(rows["shapes (mean of 2)"][3]) == pytest.approx((first + second) / 2, abs=1e-3)
     assert rows["shapes (range)"][3] == f"{min(first, second):.3f}-{max(first, second):.3f}"
+
+
+def gpu_check(results: Path, **settings: str) -> subprocess.CompletedProcess:
+    """benchmarks/gpu_check.sh as a dry run on this CPU (CI has no GPU)."""
+    env = {**os.environ, "DEVICE": "cpu", "RUNS": str(results / "runs"), **settings}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # its python3 is ours
+    return subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(results)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_gpu_check_writes_each_part_it_runs_into_the_results_folder(tmp_path):
+    result = gpu_check(tmp_path, PARTS="ladder", LADDER="0.01")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "torch" in (tmp_path / "machine.txt").read_text()
+    (row,) = [line for line in (tmp_path / "ladder.txt").read_text().splitlines()
+              if line.startswith("| shapes | tiny |")]
+    results = json.loads((tmp_path / "runs" / "ladder-0.01" / "shapes-tiny" / "eval.json").read_text())
+    assert row.split("|")[5].strip() == f"{results['zero_shot_top1']:.3f}"
+    assert "samples_per_s" in (tmp_path / "samples_per_s.txt").read_text()
+    assert not (tmp_path / "bench.txt").exists() and not (tmp_path / "small.txt").exists()
+
+
+def test_gpu_check_refuses_a_part_it_does_not_know(tmp_path):
+    result = gpu_check(tmp_path, PARTS="benchmark")
+    assert result.returncode == 2 and "unknown part benchmark" in result.stderr

@@ -30,7 +30,7 @@ import torch
 
 from miniclip import ImageProcessor
 from miniclip.data import load_dataset
-from miniclip.evaluate import Encoder, caption_pool, load_run, neighbour_votes
+from miniclip.evaluate import Encoder, caption_pool, captions_found, load_run, neighbour_votes
 
 
 def words(name: str) -> set[str]:
@@ -79,8 +79,7 @@ def main() -> None:
     else:
         with torch.no_grad():
             similarity = encoder.images(images) @ encoder.texts(texts).t()
-    nearest = owners[similarity.topk(args.k, dim=1).indices]
-    hit = (nearest == torch.arange(len(images))[:, None]).any(dim=1)
+    hit = captions_found(similarity, owners, args.k)
 
     print(f"{title}: held-out emoji, image-to-text recall@{args.k}")
     for name in ("near", "new", "flags"):

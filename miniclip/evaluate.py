@@ -127,17 +127,21 @@ def recall_at_k(
 ) -> dict[str, float]:
     """Image-to-text and text-to-image recall@K; text j is a caption of image text_to_image[j]."""
     similarity = image_features @ text_features.t()  # (N_images, N_texts)
-    is_caption = text_to_image[None, :] == torch.arange(len(image_features))[:, None]
     results = {}
     for k in ks:
-        top_texts = similarity.topk(min(k, similarity.size(1)), dim=1).indices  # (N_images, k)
-        found = is_caption.gather(1, top_texts).any(dim=1)
-        results[f"i2t_recall@{k}"] = found.float().mean().item()
+        results[f"i2t_recall@{k}"] = captions_found(similarity, text_to_image, k).float().mean().item()
     for k in ks:
         top_images = similarity.t().topk(min(k, similarity.size(0)), dim=1).indices  # (N_texts, k)
         found = (top_images == text_to_image[:, None]).any(dim=1)
         results[f"t2i_recall@{k}"] = found.float().mean().item()
     return results
+
+
+def captions_found(similarity: torch.Tensor, text_to_image: torch.Tensor, k: int) -> torch.Tensor:
+    """For each image (a row of scores against every text), whether one of its own captions
+    (text j is a caption of image text_to_image[j]) is among its k best texts: (N_images,) bool."""
+    top_texts = similarity.topk(min(k, similarity.size(1)), dim=1).indices  # (N_images, k)
+    return (text_to_image[top_texts] == torch.arange(len(similarity))[:, None]).any(dim=1)
 
 
 def caption_pool(dataset, limit: int | None = None) -> tuple[list, list[str], torch.Tensor]:

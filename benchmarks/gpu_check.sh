@@ -35,6 +35,10 @@ FASHION_ROOT=${FASHION_ROOT:-.fashion}
 runs=${RUNS:-runs/gpu}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MINICLIP_PROGRESS=0 PYTHONUNBUFFERED=1
 
+if [ "$DEVICE" = cuda ] && ! python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+    echo "torch sees no GPU here: on a machine without one, DEVICE=cpu makes this a dry run" >&2
+    exit 1
+fi
 python3 - <<'EOF' 2>&1 | tee "$results/machine.txt"
 import os, platform, torch, transformers
 gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -177,3 +178,10 @@ def test_gpu_check_writes_each_part_it_runs_into_the_results_folder(tmp_path):
 def test_gpu_check_refuses_a_part_it_does_not_know(tmp_path):
     result = gpu_check(tmp_path, PARTS="benchmark")
     assert result.returncode == 2 and "unknown part benchmark" in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_gpu_check_says_so_when_torch_sees_no_gpu(tmp_path):
+    result = gpu_check(tmp_path, DEVICE="cuda")
+    assert result.returncode == 1 and "torch sees no GPU here" in result.stderr
+    assert not (tmp_path / "runs").exists()

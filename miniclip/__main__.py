@@ -32,8 +32,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     length = train.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="optimizer steps (default 1000)")
     length.add_argument("--minutes", type=float, help="time budget; the step count is planned from the speed")
-    train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--accumulate", type=int, default=1, help="micro-batches per step")
+    train.add_argument("--batch-size", type=int, default=128, help="pairs per contrastive batch (per step)")
+    train.add_argument("--accumulate", type=int, default=1,
+                       help="micro-batches the batch goes through the model in: less memory, the same training")
     train.add_argument("--lr", type=float, default=1e-3, dest="learning_rate")
     train.add_argument("--weight-decay", type=float, default=0.1)
     train.add_argument("--warmup-steps", type=int, default=50)

@@ -4,10 +4,10 @@ Chapter 09 builds this file, following section 2.5 of the CLIP paper (Radford et
 2021): AdamW with decoupled weight decay on the weight matrices only (not on gains,
 biases, the class embedding or the temperature), a linear warm-up then a cosine decay
 of the learning rate, and the learned temperature clipped so that the logits are never
-scaled by more than 100. Around that: gradient clipping, gradient accumulation, mixed
-precision on a GPU, checkpoints that resume exactly, and several processes
-(`torchrun`) that compute the loss over the batch of all of them, as the paper's large
-batches need.
+scaled by more than 100. Around that: gradient clipping, gradient accumulation that
+trains exactly as one large contrastive batch would, mixed precision on a GPU,
+checkpoints that resume exactly, and several processes (`torchrun`) that compute the
+loss over the batch of all of them, as the paper's large batches need.
 
     train(TrainConfig(data="shapes", preset="tiny", out="runs/shapes", minutes=5))
 """
@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,8 +55,8 @@ class TrainConfig:
     out: str = "runs/shapes-tiny"
     steps: int | None = None  # optimizer steps (1000 if neither this nor minutes is given); or:
     minutes: float | None = None  # a time budget, turned into a step count after a few steps
-    batch_size: int = 128  # pairs per contrastive batch, over all processes
-    accumulate: int = 1  # micro-batches per optimizer step
+    batch_size: int = 128  # pairs per contrastive batch (per step), over all processes
+    accumulate: int = 1  # micro-batches that batch goes through the model in, to save memory
     learning_rate: float = 1e-3
     weight_decay: float = 0.1
     warmup_steps: int = 50
@@ -132,28 +132,92 @@ class OneCaption:
         return image, [captions[int(pick)]]
 
 
-def batch_loss(model: nn.Module, forward: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The contrastive loss of this process's share of a batch, over the whole batch.
+def gathered_embeddings(forward: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Text and image embeddings of every process's share of a batch, (N*B, D) each.
 
-    `forward` is `model` itself, or its DistributedDataParallel / compiled wrapper. Every
-    process sees every process's embeddings, so each image is contrasted with all texts
-    of the global batch (open_clip's gather_with_grad); see `miniclip.distributed`.
+    Every process sees every process's embeddings, with the gradient path back to its own
+    share (open_clip's gather_with_grad; see `miniclip.distributed`). `forward` is the
+    model itself, or its DistributedDataParallel / compiled wrapper.
     """
     output = forward(batch["input_ids"], batch["pixel_values"], batch["attention_mask"])
     text = distributed.gather_with_grad(output.text_embeds.float())  # (N*B, D)
     image = distributed.gather_with_grad(output.image_embeds.float())
+    return text, image
+
+
+def batch_loss(model: nn.Module, forward: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The contrastive loss of this process's share of a batch, over the whole batch:
+    each image is contrasted with all texts of the global batch."""
+    text, image = gathered_embeddings(forward, batch)
     logits_per_text = unwrap(model).logit_scale.exp() * text @ image.t()  # (N*B, N*B)
     return clip_loss(logits_per_text)
 
 
-def micro_batches(
+def split_batch(batch: dict[str, torch.Tensor], parts: int) -> list[dict[str, torch.Tensor]]:
+    """`parts` micro-batches of equal size, in order."""
+    size = len(batch["input_ids"])
+    if size % parts:
+        raise ValueError(f"a batch of {size} pairs does not split into {parts} equal micro-batches")
+    return [{key: value[k * size // parts : (k + 1) * size // parts] for key, value in batch.items()}
+            for k in range(parts)]
+
+
+@contextmanager
+def buffers_kept(model: nn.Module) -> Iterator[None]:
+    """Undo, on leaving, what a forward pass wrote into the model's buffers (BatchNorm's statistics)."""
+    saved = [buffer.clone() for buffer in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in zip(model.buffers(), saved):
+                buffer.copy_(value)
+
+
+def accumulated_backward(
+    model: nn.Module, forward: nn.Module, micro: list[dict[str, torch.Tensor]],
+    backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
+    autocast: Callable[[], Any] = nullcontext, no_sync: Callable[[], Any] = nullcontext,
+) -> float:
+    """The gradient of the contrastive loss of all `micro` batches taken as one batch, built
+    with one micro-batch's activations in memory at a time; returns that loss.
+
+    A loss per micro-batch would contrast each image with the texts of its own micro-batch
+    only: fewer negatives, another objective. Instead (as GradCache, Gao et al. 2021, and
+    open_clip's `accum_freq`): embed every micro-batch once without a graph, which keeps
+    no activations; then, for each micro-batch j, embed it again with its graph and take
+    the loss L of the whole batch, the other micro-batches' embeddings standing in as
+    constants. Its backward adds dL/df_j df_j/dtheta, and the sum over j is dL/dtheta,
+    the gradient of one pass over the whole batch. The temperature, on which L depends
+    directly, takes its gradient in the last pass only; the first pass leaves BatchNorm's
+    running statistics as it found it (a ResNet's batch statistics are each
+    micro-batch's, the one way in which its steps differ from one large batch's).
+    The trainer passes `backward` (its fp16 gradient scaler's), `autocast`, and `no_sync`
+    (DistributedDataParallel then reduces the gradients once, after the last pass).
+    """
+    with torch.no_grad(), buffers_kept(unwrap(model)), autocast():
+        fixed = [gathered_embeddings(forward, batch) for batch in micro]
+    for j, batch in enumerate(micro):
+        last = j == len(micro) - 1
+        with nullcontext() if last else no_sync():
+            with autocast():
+                mine = gathered_embeddings(forward, batch)
+                text, image = (torch.cat([mine[side] if i == j else embeds[side] for i, embeds in enumerate(fixed)])
+                               for side in (0, 1))
+                scale = unwrap(model).logit_scale.exp()
+                loss = clip_loss((scale if last else scale.detach()) * text @ image.t())
+            backward(loss)
+    return loss.item()
+
+
+def batch_keys(
     length: int, batch_size: int, seed: int, start: int, rank: int = 0, world_size: int = 1
 ) -> Iterator[list[tuple[int, int]]]:
-    """This process's (epoch, item) keys of micro-batch `start`, `start` + 1, ...
+    """This process's (epoch, item) keys of batch `start`, `start` + 1, ... (one per step).
 
-    Micro-batch m covers positions m * batch_size ... of an endless stream of epochs, each
-    a seeded shuffle, so where a run starts from is a number and resuming needs nothing
-    else. Process `rank` takes its 1/world_size slice of each micro-batch.
+    Batch m covers positions m * batch_size ... of an endless stream of epochs, each a
+    seeded shuffle, so where a run starts from is a number and resuming needs nothing
+    else. Process `rank` takes its 1/world_size slice of each batch.
     """
     if batch_size > length:
         raise ValueError(f"batch size {batch_size} is larger than the dataset ({length} items)")
@@ -181,8 +245,10 @@ class Trainer:
                 f"{self.run_dir} already holds a training run (checkpoints up to {found[-1].name}): "
                 "continue it with --resume, or train into another --out")
         self.rank, self.world_size, self.device = distributed.setup(config.device)
-        if config.batch_size % self.world_size:
-            raise ValueError(f"batch size {config.batch_size} does not split over {self.world_size} processes")
+        if config.accumulate < 1 or config.batch_size % (self.world_size * config.accumulate):
+            raise ValueError(
+                f"batch size {config.batch_size} does not split over {self.world_size} process(es) "
+                f"times {config.accumulate} micro-batches (--accumulate)")
         self.tokenizer = self.make_tokenizer(resume)
         model_config = CLIPConfig.preset(config.preset)
         text = model_config.text
@@ -205,8 +271,10 @@ class Trainer:
         self.precision = resolve_precision(config.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.forward = self.model
+        self.no_sync = nullcontext  # DistributedDataParallel's, with several processes
         if self.world_size > 1:
             self.forward = nn.parallel.DistributedDataParallel(self.model)
+            self.no_sync = self.forward.no_sync
         if config.compile:
             self.forward = torch.compile(self.forward)
         self.train_data = OneCaption(self.load("train"), config.seed)
@@ -256,23 +324,33 @@ class Trainer:
 
     # --- the loop -----------------------------------------------------------------
 
-    def loss_on(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The contrastive loss of this process's share of a batch, over the whole batch."""
+    def autocast(self):
+        if self.precision in ("bf16", "fp16"):
+            return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
+        return nullcontext()
+
+    def backward(self, batch: dict[str, torch.Tensor]) -> float:
+        """Gradients of the contrastive loss of this process's share of a batch, over the
+        whole batch, in `accumulate` micro-batches; returns the loss."""
         batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
-        autocast = (torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
-                    if self.precision in ("bf16", "fp16") else nullcontext())
-        with autocast:
-            return batch_loss(self.model, self.forward, batch)
+        if self.config.accumulate == 1:
+            with self.autocast():
+                loss = batch_loss(self.model, self.forward, batch)
+            self.scaler.scale(loss).backward()
+            return loss.item()
+        return accumulated_backward(self.model, self.forward, split_batch(batch, self.config.accumulate),
+                                    backward=lambda loss: self.scaler.scale(loss).backward(),
+                                    autocast=self.autocast, no_sync=self.no_sync)
 
     def batches(self) -> Iterator[dict[str, torch.Tensor]]:
-        """This process's slice of each micro-batch, from the current step on.
+        """This process's slice of each step's batch, from the current step on.
 
         With `workers` > 0, DataLoader processes draw and preprocess the next batches while
         the model trains on this one.
         """
         config = self.config
-        keys = micro_batches(len(self.train_data), config.batch_size, config.seed,
-                             self.step * config.accumulate, self.rank, self.world_size)
+        keys = batch_keys(len(self.train_data), config.batch_size, config.seed,
+                          self.step, self.rank, self.world_size)
         loader = torch.utils.data.DataLoader(
             self.train_data, batch_sampler=keys, collate_fn=self.collate,
             num_workers=config.workers, pin_memory=self.device.type == "cuda",
@@ -286,11 +364,7 @@ class Trainer:
                                          config.learning_rate, config.warmup_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
-        total = 0.0
-        for _ in range(config.accumulate):
-            loss = self.loss_on(next(batches)) / config.accumulate
-            self.scaler.scale(loss).backward()
-            total += loss.item()
+        loss = self.backward(next(batches))
         self.scaler.unscale_(self.optimizer)
         nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
         self.scaler.step(self.optimizer)
@@ -298,7 +372,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         clamp_logit_scale(self.model)
         self.step += 1
-        return total
+        return loss
 
     def run(self, on_step: Callable[[Trainer, dict], None] | None = None) -> Path:
         """Train to the planned step count; Ctrl-C saves a checkpoint and returns."""
@@ -323,7 +397,7 @@ class Trainer:
                           "temperature": math.exp(-unwrap(self.model).logit_scale.item())}
                 if self.step % config.log_every == 0 or self.step == self.total_steps:
                     now = time.perf_counter()
-                    samples = (self.step - window_step) * config.batch_size * config.accumulate
+                    samples = (self.step - window_step) * config.batch_size
                     record["samples_per_s"] = round(samples / max(now - window_start, 1e-9), 1)
                     record["elapsed_s"] = round(now - started, 1)
                     window_start, window_step = now, self.step

@@ -20,10 +20,13 @@ from miniclip.train import (
     MAX_LOGIT_SCALE,
     TrainConfig,
     Trainer,
+    accumulated_backward,
     batch_loss,
+    buffers_kept,
     clamp_logit_scale,
     learning_rate_at,
     parameter_groups,
+    split_batch,
     train,
 )
 
@@ -123,6 +126,36 @@ def test_two_processes_with_gathered_features_equal_one_process_on_the_whole_bat
         assert errors[worst] < 1e-5, f"{worst} differs by {errors[worst]:.1e} (relative)"
 
 
+def test_accumulated_micro_batches_give_the_loss_and_gradients_of_the_whole_batch():
+    torch.manual_seed(0)
+    model = CLIP(MICRO)
+    batch = micro_batch(8)
+    loss = batch_loss(model, model, batch)
+    loss.backward()
+    whole = {name: grad.clone() for name, grad in grads(model).items()}
+    model.zero_grad()
+    accumulated = accumulated_backward(model, model, split_batch(batch, 4))
+    assert accumulated == pytest.approx(loss.item(), rel=1e-6)
+    errors = gradient_errors(grads(model), whole)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < 1e-5, f"{worst} differs by {errors[worst]:.1e} (relative)"
+
+
+def test_the_pass_without_a_graph_leaves_batchnorm_statistics_alone():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    before = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    with torch.no_grad(), buffers_kept(model):
+        model(torch.randn(2, 3, 8, 8))
+        assert not torch.equal(model[1].running_mean, before["1.running_mean"])  # it did write
+    for name, buffer in model.named_buffers():
+        assert torch.equal(buffer, before[name]), name
+
+
+def test_a_batch_that_does_not_split_into_micro_batches_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="batch size 8 does not split over 1 process.* times 3 micro-batches"):
+        Trainer(small_run(tmp_path, accumulate=3))
+
+
 def small_run(folder, steps=6, **changes) -> TrainConfig:
     settings = dict(data="shapes", preset="tiny", out=str(folder), steps=steps, batch_size=8,
                     warmup_steps=2, checkpoint_every=2, eval_every=0, log_every=1,
@@ -160,6 +193,29 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, uninterrupted
     expected, resumed = final_weights(uninterrupted), final_weights(tmp_path)
     for key in expected:
         assert torch.equal(expected[key], resumed[key]), key
+
+
+def assert_same_weights(ours, theirs, tolerance=3e-5):
+    for key in theirs:
+        error = (ours[key] - theirs[key]).abs().max().item()
+        assert error < tolerance, f"{key} differs by {error:.1e}"
+
+
+def test_accumulation_trains_like_one_large_batch(tmp_path, uninterrupted):
+    train(small_run(tmp_path, accumulate=4))  # micro-batches of 2 pairs
+    assert_same_weights(final_weights(tmp_path), final_weights(uninterrupted))
+
+
+def _trainer_worker(rank: int, world_size: int, port: int, folder: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                      RANK=str(rank), WORLD_SIZE=str(world_size))
+    torch.set_num_threads(1)
+    train(small_run(folder, accumulate=2))  # 2 processes x 2 micro-batches of 2 pairs; ends the group
+
+
+def test_two_processes_accumulating_train_like_one_with_the_whole_batch(tmp_path, uninterrupted):
+    mp.spawn(_trainer_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert_same_weights(final_weights(tmp_path), final_weights(uninterrupted))
 
 
 def test_a_damaged_checkpoint_is_skipped_for_the_one_before(tmp_path, uninterrupted):

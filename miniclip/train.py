@@ -196,14 +196,15 @@ def accumulated_backward(
     (DistributedDataParallel then reduces the gradients once, after the last pass).
     """
     with torch.no_grad(), buffers_kept(unwrap(model)), autocast():
-        fixed = [gathered_embeddings(forward, batch) for batch in micro]
+        constants = [gathered_embeddings(forward, batch) for batch in micro]  # [(text, image), ...]
     for j, batch in enumerate(micro):
         last = j == len(micro) - 1
         with nullcontext() if last else no_sync():
             with autocast():
-                mine = gathered_embeddings(forward, batch)
-                text, image = (torch.cat([mine[side] if i == j else embeds[side] for i, embeds in enumerate(fixed)])
-                               for side in (0, 1))
+                embeddings = constants.copy()
+                embeddings[j] = gathered_embeddings(forward, batch)  # the same values, with a graph
+                text = torch.cat([text for text, _ in embeddings])  # the whole batch's
+                image = torch.cat([image for _, image in embeddings])
                 scale = unwrap(model).logit_scale.exp()
                 loss = clip_loss((scale if last else scale.detach()) * text @ image.t())
             backward(loss)

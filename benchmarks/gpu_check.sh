@@ -2,7 +2,9 @@
 # The GPU figures of the training issue, in one call on a GPU machine (about 7 minutes):
 #
 #   1. bench:  training-step speed and peak memory of miniclip against transformers.CLIPModel,
-#              bf16 autocast, presets tiny, small and vit-b-32 at batch 256;
+#              bf16 autocast, presets tiny, small and vit-b-32 at batch 256; then gradient
+#              accumulation's price and saving on the last preset, a batch of 4 x 256 taken
+#              whole, in 4 and in 16 micro-batches;
 #   2. small:  the `small` preset trained for $SMALL_MINUTES minutes on each built-in dataset
 #              and evaluated (the README's results table, GPU rows);
 #   3. ladder: the `tiny` preset on shapes with shorter and shorter budgets ($LADDER minutes),
@@ -60,9 +62,13 @@ workers=$([ "$DEVICE" = cuda ] && echo 8 || echo 0)
 for part in $PARTS; do
     case $part in
     bench)
-        for preset in $PRESETS; do
-            python3 benchmarks/bench_train_step.py --device "$DEVICE" --preset "$preset" --batch-size "$BATCH"
-        done 2>&1 | tee "$results/bench.txt" ;;
+        {
+            for preset in $PRESETS; do
+                python3 benchmarks/bench_train_step.py --device "$DEVICE" --preset "$preset" --batch-size "$BATCH"
+            done
+            python3 benchmarks/bench_accumulate.py --device "$DEVICE" --preset "${PRESETS##* }" \
+                --batch-size $((4 * BATCH)) --splits 1 4 16
+        } 2>&1 | tee "$results/bench.txt" ;;
     small)
         for data in $datasets; do
             options=(--workers "$workers")

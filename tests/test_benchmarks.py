@@ -56,6 +56,21 @@ def test_bench_train_step_prints_speed_and_memory_ratios():
         assert float(ratio) > 0
 
 
+def test_bench_accumulate_compares_each_split_with_the_whole_batch():
+    lines = run("bench_accumulate.py", "--batch-size", "8", "--splits", "1", "4", "--steps", "1").splitlines()
+    assert lines[0].startswith("preset tiny, one contrastive batch of 8")
+    whole, split = lines[1:]
+    assert "1 x     8 pairs" in whole and "4 x     2 pairs" in split
+    assert re.findall(r"\((\d+\.\d+)x\)", whole) == ["1.00", "1.00"]  # the reference against itself
+    assert all(float(ratio) > 0 for ratio in re.findall(r"\((\d+\.\d+)x\)", split))
+
+
+def test_bench_accumulate_refuses_a_split_that_leaves_pairs_over():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_accumulate.py"), "--batch-size", "8",
+                             "--splits", "1", "3"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "batch size 8 does not split into 3 equal micro-batches" in result.stderr
+
+
 def test_parity_report_stays_within_the_tests_tolerance():
     from test_model import CONFIGS, TOLERANCE
 
@@ -161,6 +176,14 @@ def gpu_check(results: Path, **settings: str) -> subprocess.CompletedProcess:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # its python3 is ours
     return subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(results)], cwd=ROOT,
                           capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_gpu_check_bench_part_compares_with_transformers_then_accumulation(tmp_path):
+    result = gpu_check(tmp_path, PARTS="bench", PRESETS="tiny", BATCH="16")
+    assert result.returncode == 0, result.stderr[-3000:]
+    bench = (tmp_path / "bench.txt").read_text()
+    assert "speed ratio miniclip / transformers" in bench
+    assert "one contrastive batch of 64" in bench and "16 x     4 pairs" in bench
 
 
 def test_gpu_check_writes_each_part_it_runs_into_the_results_folder(tmp_path):

@@ -77,6 +77,8 @@ class TrainConfig:
         if self.batch_size < 2:
             raise ValueError(
                 f"batch_size must be at least 2 (a contrastive batch needs negatives), got {self.batch_size}")
+        if self.accumulate < 1:
+            raise ValueError(f"accumulate is a number of micro-batches per step, at least 1; got {self.accumulate}")
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -246,7 +248,7 @@ class Trainer:
                 f"{self.run_dir} already holds a training run (checkpoints up to {found[-1].name}): "
                 "continue it with --resume, or train into another --out")
         self.rank, self.world_size, self.device = distributed.setup(config.device)
-        if config.accumulate < 1 or config.batch_size % (self.world_size * config.accumulate):
+        if config.batch_size % (self.world_size * config.accumulate):
             raise ValueError(
                 f"batch size {config.batch_size} does not split over {self.world_size} process(es) "
                 f"times {config.accumulate} micro-batches (--accumulate)")

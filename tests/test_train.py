@@ -154,6 +154,8 @@ def test_the_pass_without_a_graph_leaves_batchnorm_statistics_alone():
 def test_a_batch_that_does_not_split_into_micro_batches_is_refused(tmp_path):
     with pytest.raises(ValueError, match="batch size 8 does not split over 1 process.* times 3 micro-batches"):
         Trainer(small_run(tmp_path, accumulate=3))
+    with pytest.raises(ValueError, match="accumulate is a number of micro-batches per step, at least 1; got 0"):
+        small_run(tmp_path, accumulate=0)
 
 
 def small_run(folder, steps=6, **changes) -> TrainConfig:

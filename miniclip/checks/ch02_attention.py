@@ -158,9 +158,10 @@ def check_causal_mask(causal_mask_fn: Callable) -> str:
             (expected.float(), "right values, but as floats; return a bool tensor."),
         ]
         compare(what, got, expected, mistakes)
-        theirs = create_causal_mask(config=hf_config(hidden_size=8, num_attention_heads=2),
-                                    inputs_embeds=torch.zeros(1, length, 8),
-                                    attention_mask=None, cache=None)
+        # (config, inputs_embeds, attention_mask, cache), by position: transformers renamed
+        # the last one (past_key_values before 5.24).
+        theirs = create_causal_mask(hf_config(hidden_size=8, num_attention_heads=2),
+                                    torch.zeros(1, length, 8), None, None)
         compare(f"{what}, against transformers' create_causal_mask", got, theirs == 0)
     return "correct for lengths 1, 5 and 77, and equal to transformers' create_causal_mask"
 
@@ -229,9 +230,8 @@ def check_combine_masks(combine_masks_fn: Callable) -> str:
             raise CheckFailed(f"{what} raised {type(error).__name__}: {error}; None stands for "
                               "'no mask' and must be skipped") from None
         compare(what, got, expected, mistakes)
-    theirs = create_causal_mask(config=hf_config(hidden_size=8, num_attention_heads=2),
-                                inputs_embeds=torch.zeros(2, 4, 8),
-                                attention_mask=attention_mask, cache=None)
+    theirs = create_causal_mask(hf_config(hidden_size=8, num_attention_heads=2),  # as in check_causal_mask
+                                torch.zeros(2, 4, 8), attention_mask, None)
     compare("combine_masks(causal, padding), against transformers' create_causal_mask",
             combine_masks_fn(causal, padding), theirs == 0)
     return ("allows what every mask allows, skips None, and equals transformers' "

@@ -208,6 +208,38 @@ def test_accumulation_trains_like_one_large_batch(tmp_path, uninterrupted):
     assert_same_weights(final_weights(tmp_path), final_weights(uninterrupted))
 
 
+def steps_at(folder, precision: str, accumulate: int = 1) -> tuple[list[float], torch.Tensor]:
+    """Four steps of a small run at `precision` on the CPU: the losses, and how far the weights moved.
+
+    The trainer refuses 16-bit precision on a CPU (it is for GPUs, which CI lacks); the
+    test sets it after building, and PyTorch's CPU autocast and gradient scaler take the
+    same calls as the GPU's.
+    """
+    trainer = Trainer(small_run(folder, accumulate=accumulate))
+    trainer.precision = precision
+    trainer.scaler = torch.amp.GradScaler("cpu", enabled=precision == "fp16")
+    start = [parameter.detach().clone() for parameter in trainer.model.parameters()]
+    batches = trainer.batches()
+    losses = [trainer.train_step(batches) for _ in range(4)]
+    moved = [(parameter.detach() - before).flatten() for parameter, before in zip(trainer.model.parameters(), start)]
+    return losses, torch.cat(moved)
+
+
+@pytest.fixture(scope="module")
+def fp32_steps(tmp_path_factory):
+    return steps_at(tmp_path_factory.mktemp("fp32"), "fp32")
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_mixed_precision_trains_as_fp32_does_to_its_rounding(tmp_path, fp32_steps, precision, accumulate):
+    losses, moved = steps_at(tmp_path, precision, accumulate)
+    expected_losses, expected_moved = fp32_steps
+    assert losses != expected_losses  # half precision ran: its rounding shows
+    assert losses == pytest.approx(expected_losses, rel=0.03)
+    assert torch.nn.functional.cosine_similarity(moved, expected_moved, dim=0) > 0.98
+
+
 def _trainer_worker(rank: int, world_size: int, port: int, folder: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
                       RANK=str(rank), WORLD_SIZE=str(world_size))

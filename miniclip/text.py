@@ -27,7 +27,8 @@ def eos_positions(input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
     if eos_token_id == LEGACY_EOS_TOKEN_ID:
         return input_ids.argmax(dim=-1)
     is_eos = input_ids == eos_token_id
-    if not is_eos.any(dim=-1).all():
+    # (under torch.compile the check is skipped: reading a value would split the graph)
+    if not torch.compiler.is_compiling() and not is_eos.any(dim=-1).all():
         rows = (~is_eos.any(dim=-1)).nonzero().flatten().tolist()
         raise ValueError(
             f"rows {rows} of input_ids have no end-of-text token (id {eos_token_id}); "
@@ -71,12 +72,13 @@ class TextTransformer(nn.Module):
                 f"input_ids has {input_ids.size(1)} tokens per row, but the position table "
                 f"holds {limit}; tokenize with context_length={limit} (truncation cuts longer texts)"
             )
-        low, high = int(input_ids.min()), int(input_ids.max())
-        if low < 0 or high >= self.config.vocab_size:
-            raise ValueError(
-                f"token ids must lie in [0, {self.config.vocab_size}), got ids from {low} to {high}; "
-                "was the text tokenized with a different vocabulary?"
-            )
+        if not torch.compiler.is_compiling():  # under torch.compile, reading values would split the graph
+            low, high = int(input_ids.min()), int(input_ids.max())
+            if low < 0 or high >= self.config.vocab_size:
+                raise ValueError(
+                    f"token ids must lie in [0, {self.config.vocab_size}), got ids from {low} to {high}; "
+                    "was the text tokenized with a different vocabulary?"
+                )
         if attention_mask is not None and attention_mask.shape != input_ids.shape:
             raise ValueError(
                 f"attention_mask has shape {tuple(attention_mask.shape)}, "
@@ -93,7 +95,9 @@ class TextTransformer(nn.Module):
         self.check_input(input_ids, attention_mask)
         x = self.embeddings(input_ids)  # (B, T, C)
         mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
+        # No padding: no mask, so that attention can take its causal fast path. Compiled, the
+        # mask is always built (an all-True one changes nothing): testing would split the graph.
+        if attention_mask is not None and (torch.compiler.is_compiling() or not bool(attention_mask.all())):
             mask = padding_mask(attention_mask)  # (B, 1, 1, T)
         x, hidden_states, attentions = self.encoder(
             x, mask, causal=True,

@@ -240,6 +240,20 @@ def test_mixed_precision_trains_as_fp32_does_to_its_rounding(tmp_path, fp32_step
     assert torch.nn.functional.cosine_similarity(moved, expected_moved, dim=0) > 0.98
 
 
+def test_compile_takes_the_model_whole_and_computes_what_it_computes_eagerly():
+    # fullgraph=True raises at the first graph break: the checks that read tensor values
+    # (token ids in range, an end-of-text token in every row, any padding) stand aside.
+    torch.manual_seed(0)
+    model = CLIP(MICRO).eval()
+    batch = micro_batch(4)
+    batch["attention_mask"][0, 5:] = 0
+    compiled = torch.compile(model, fullgraph=True)
+    with torch.no_grad():
+        eager = model(batch["input_ids"], batch["pixel_values"], batch["attention_mask"])
+        graph = compiled(batch["input_ids"], batch["pixel_values"], batch["attention_mask"])
+    torch.testing.assert_close(graph.logits_per_text, eager.logits_per_text, atol=1e-5, rtol=1e-5)
+
+
 def _trainer_worker(rank: int, world_size: int, port: int, folder: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
                       RANK=str(rank), WORLD_SIZE=str(world_size))

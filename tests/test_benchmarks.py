@@ -150,10 +150,21 @@ def test_results_table_and_emoji_breakdown_agree_with_evaluate(tmp_path):
     assert cells[4:6] == ["-", "-"]  # no zero-shot for emoji
     assert cells[7] == f"{results['i2t_recall@5']:.3f}"
 
-    breakdown = run("emoji_breakdown.py", str(run_dir)).splitlines()
+    *breakdown, by_emoji = run("emoji_breakdown.py", str(run_dir)).splitlines()
     counts = {line.split()[0]: int(line.split()[1]) for line in breakdown[1:]}
     assert counts["near"] + counts["new"] + counts["flags"] == counts["all"]
     assert numbers(breakdown[-1])[-1] == pytest.approx(results["i2t_recall@5"], abs=5e-4)
+    # an emoji's best caption in the top 5 captions has at most 4 other emoji above it
+    assert numbers(by_emoji)[-2] >= results["i2t_recall@5"] - 5e-4
+
+
+def test_each_emoji_is_scored_by_its_best_caption():
+    similarity = torch.tensor([[0.1, 0.9, 0.3, 0.2],
+                               [0.5, 0.0, 0.4, 0.7]])
+    owners = torch.tensor([0, 0, 1, 2])  # emoji 0 has two captions
+    expected = torch.tensor([[0.9, 0.3, 0.2],
+                             [0.5, 0.4, 0.7]])
+    assert torch.equal(emoji_breakdown.best_caption_scores(similarity, owners), expected)
 
 
 def test_results_table_gives_a_row_per_seed_then_their_mean_and_range(tmp_path):

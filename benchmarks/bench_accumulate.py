@@ -23,7 +23,7 @@ import sys
 from contextlib import nullcontext
 
 import torch
-from bench_train_step import make_batch, memory_status, timed
+from bench_train_step import make_batch, peak_resident_memory, timed
 
 from miniclip import CLIP, CLIPConfig
 from miniclip.train import accumulated_backward, batch_loss, split_batch
@@ -59,13 +59,8 @@ def setup(preset: str, batch_size: int, device: str) -> tuple[CLIP, dict[str, to
 def memory_child(args) -> None:
     """Peak resident memory of a few steps with `--memory-of` micro-batches, in MiB, from after the setup."""
     model, batch = setup(args.preset, args.batch_size, "cpu")
-    baseline = memory_status("VmRSS")
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")  # resets the peak (VmHWM) to the current resident size
     step = step_function(model, batch, args.memory_of, "cpu")
-    for _ in range(2):
-        step()
-    print(json.dumps(memory_status("VmHWM") - baseline))
+    print(json.dumps(peak_resident_memory(lambda: [step() for _ in range(2)])))
 
 
 def main() -> None:

@@ -93,20 +93,29 @@ def cpu_peak_memory(args, which: str) -> float:
     return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
 
+def peak_resident_memory(run) -> float:
+    """Peak resident memory while `run()` runs, above what was resident before it, in MiB."""
+    baseline = memory_status("VmRSS")
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # resets the peak (VmHWM) to the current resident size
+    run()
+    return memory_status("VmHWM") - baseline
+
+
 def memory_child(args) -> None:
     """Peak resident memory from building one model to the end of its steps, in MiB."""
     config = CLIPConfig.preset(args.preset)
     batch = make_batch(config, args.batch_size, "cpu")
-    baseline = memory_status("VmRSS")
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")  # resets the peak (VmHWM) to the current resident size
-    torch.manual_seed(0)
-    is_hf = args.memory_of == "transformers"
-    model = transformers.CLIPModel(config.to_hf()) if is_hf else CLIP(config)
-    step = step_function(model.train(), is_hf, batch, "cpu", False)
-    for _ in range(args.steps):
-        step()
-    print(json.dumps(memory_status("VmHWM") - baseline))
+
+    def build_and_step():
+        torch.manual_seed(0)
+        is_hf = args.memory_of == "transformers"
+        model = transformers.CLIPModel(config.to_hf()) if is_hf else CLIP(config)
+        step = step_function(model.train(), is_hf, batch, "cpu", False)
+        for _ in range(args.steps):
+            step()
+
+    print(json.dumps(peak_resident_memory(build_and_step)))
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ import torch
 from bench_train_step import make_batch, peak_resident_memory, timed
 
 from miniclip import CLIP, CLIPConfig
-from miniclip.train import accumulated_backward, batch_loss, split_batch
+from miniclip.train import accumulated_backward, split_batch
 
 
 def step_function(model: CLIP, batch: dict[str, torch.Tensor], parts: int, device: str):
@@ -35,13 +35,8 @@ def step_function(model: CLIP, batch: dict[str, torch.Tensor], parts: int, devic
     def autocast():
         return torch.autocast(device, dtype=torch.bfloat16) if device == "cuda" else nullcontext()
 
-    def step():
-        if parts == 1:
-            with autocast():
-                loss = batch_loss(model, model, batch)
-            loss.backward()
-        else:
-            accumulated_backward(model, model, split_batch(batch, parts), autocast=autocast)
+    def step():  # the trainer's backward, then an AdamW step
+        accumulated_backward(model, model, split_batch(batch, parts), autocast=autocast)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 

@@ -197,6 +197,11 @@ def accumulated_backward(
     The trainer passes `backward` (its fp16 gradient scaler's), `autocast`, and `no_sync`
     (DistributedDataParallel then reduces the gradients once, after the last pass).
     """
+    if len(micro) == 1:  # the batch fits: one pass, nothing to cache
+        with autocast():
+            loss = batch_loss(model, forward, micro[0])
+        backward(loss)
+        return loss.item()
     with torch.no_grad(), buffers_kept(unwrap(model)), autocast():
         constants = [gathered_embeddings(forward, batch) for batch in micro]  # [(text, image), ...]
     for j, batch in enumerate(micro):
@@ -336,11 +341,6 @@ class Trainer:
         """Gradients of the contrastive loss of this process's share of a batch, over the
         whole batch, in `accumulate` micro-batches; returns the loss."""
         batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
-        if self.config.accumulate == 1:
-            with self.autocast():
-                loss = batch_loss(self.model, self.forward, batch)
-            self.scaler.scale(loss).backward()
-            return loss.item()
         return accumulated_backward(self.model, self.forward, split_batch(batch, self.config.accumulate),
                                     backward=lambda loss: self.scaler.scale(loss).backward(),
                                     autocast=self.autocast, no_sync=self.no_sync)

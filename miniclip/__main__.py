@@ -44,6 +44,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--vocab-size", type=int,
                        help="learn a BPE vocabulary of this size from the captions (default: OpenAI's)")
+    train.add_argument("--augment", default="none", choices=["none", "crop", "affine"],
+                       help="training pictures: as they are, randomly cropped, or randomly zoomed, "
+                       "turned and moved (miniclip.image.augment_image)")
     train.add_argument("--workers", type=int, default=0, help="DataLoader processes preparing batches")
     train.add_argument("--checkpoint-every", type=int, default=200)
     train.add_argument("--eval-every", type=int, default=100)
@@ -123,7 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, accumulate=args.accumulate, learning_rate=args.learning_rate,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, precision=args.precision,
         compile=args.compile, device=args.device, seed=args.seed, workers=args.workers,
-        vocab_size=args.vocab_size,
+        vocab_size=args.vocab_size, augment=args.augment,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, data_options=options,
     )
     try:

@@ -35,7 +35,7 @@ from miniclip.config import CLIPConfig
 from miniclip.data import Collate, load_dataset
 from miniclip.data.seeding import keyed_rng
 from miniclip.evaluate import Encoder, retrieval
-from miniclip.image import ImageProcessor
+from miniclip.image import AUGMENTATIONS, ImageProcessor, augment_image
 from miniclip.loss import clip_loss
 from miniclip.model import CLIP
 from miniclip.tokenizer import Tokenizer
@@ -71,6 +71,7 @@ class TrainConfig:
     log_every: int = 10
     workers: int = 0
     vocab_size: int | None = None  # None: OpenAI's 49,408 tokens; else a BPE learnt from the captions
+    augment: str = "none"  # or "crop", "affine": miniclip.image.augment_image, drawn per item and epoch
     data_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -79,6 +80,8 @@ class TrainConfig:
                 f"batch_size must be at least 2 (a contrastive batch needs negatives), got {self.batch_size}")
         if self.accumulate < 1:
             raise ValueError(f"accumulate is a number of micro-batches per step, at least 1; got {self.accumulate}")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -115,14 +118,15 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 class OneCaption:
-    """A dataset view whose item (epoch, i) is item i with one caption, drawn from (seed, epoch, i).
+    """A dataset view whose item (epoch, i) is item i with one caption, drawn from (seed, epoch, i),
+    and its picture augmented (`augment`, see `miniclip.image.augment_image`) from the same draws.
 
-    Keying the draw by the item, not by the order of draws, makes a resumed run, or one
-    whose items are loaded by several DataLoader workers, pick the same captions.
+    Keying the draws by the item, not by the order of draws, makes a resumed run, or one
+    whose items are loaded by several DataLoader workers, pick the same captions and pictures.
     """
 
-    def __init__(self, dataset, seed: int):
-        self.dataset, self.seed = dataset, seed
+    def __init__(self, dataset, seed: int, augment: str = "none"):
+        self.dataset, self.seed, self.augment = dataset, seed, augment
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -130,8 +134,9 @@ class OneCaption:
     def __getitem__(self, key: tuple[int, int]):
         epoch, i = key
         image, captions = self.dataset[i]
-        pick = keyed_rng(self.seed, epoch, i).integers(len(captions))
-        return image, [captions[int(pick)]]
+        rng = keyed_rng(self.seed, epoch, i)
+        pick = rng.integers(len(captions))
+        return augment_image(image, self.augment, rng), [captions[int(pick)]]
 
 
 def gathered_embeddings(forward: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,7 +290,7 @@ class Trainer:
             self.no_sync = self.forward.no_sync
         if config.compile:
             self.forward = torch.compile(self.forward)
-        self.train_data = OneCaption(self.load("train"), config.seed)
+        self.train_data = OneCaption(self.load("train"), config.seed, config.augment)
         self.collate = Collate(self.tokenizer, ImageProcessor(self.model.config.vision.image_size),
                                context_length=self.model.config.text.max_position_embeddings,
                                caption="first", padding="longest")
@@ -318,11 +323,12 @@ class Trainer:
             return
         checkpoint, state = found
         saved = state["train"]
+        defaults = {"augment": "none"}  # settings that runs of older versions did not record
         for key in ("data", "preset", "batch_size", "accumulate", "seed", "learning_rate", "vocab_size",
-                    "data_options"):
-            if saved[key] != getattr(self.config, key):
+                    "data_options", "augment"):
+            if saved.get(key, defaults.get(key)) != getattr(self.config, key):
                 raise ValueError(
-                    f"--resume: this run was started with {key}={saved[key]!r}, not "
+                    f"--resume: this run was started with {key}={saved.get(key, defaults.get(key))!r}, not "
                     f"{getattr(self.config, key)!r}; resume with the same settings or pick another --out")
         self.model.load_state_dict(CLIP.from_pretrained(checkpoint).state_dict())
         load_training_state(checkpoint, state, self.optimizer)

@@ -18,6 +18,7 @@ from miniclip.config import TextConfig, VisionConfig
 from miniclip.data import shapes
 from miniclip.train import (
     MAX_LOGIT_SCALE,
+    OneCaption,
     TrainConfig,
     Trainer,
     accumulated_backward,
@@ -309,6 +310,32 @@ def test_miniclip_traceback_lets_the_error_through(uninterrupted, monkeypatch):
 def test_resume_refuses_other_settings(tmp_path, uninterrupted):
     with pytest.raises(ValueError, match="batch_size=8"):
         Trainer(small_run(uninterrupted, batch_size=16), resume=True)
+    with pytest.raises(ValueError, match="augment='none', not 'affine'"):
+        Trainer(small_run(uninterrupted, augment="affine"), resume=True)
+
+
+def test_augmented_pictures_are_drawn_per_item_and_epoch():
+    data = OneCaption(shapes.Shapes("train", length=8, image_size=32), seed=0, augment="affine")
+    plain = OneCaption(data.dataset, seed=0)
+    assert data[0, 3][1] == plain[0, 3][1]  # the caption drawn as without augmentation
+    assert data[0, 3][0] == data[0, 3][0]  # in any order, in any worker
+    assert data[0, 3][0] != data[1, 3][0] and data[0, 3][0] != data[0, 4][0]
+    assert data[0, 3][0] != plain[0, 3][0]
+    with pytest.raises(ValueError, match="augment must be one of"):
+        small_run("unused", augment="flip")
+
+
+def test_resume_of_an_augmented_run_equals_an_uninterrupted_one(tmp_path):
+    train(small_run(tmp_path / "straight", steps=4, augment="affine"))
+    with pytest.raises(KeyboardInterrupt):
+        train(small_run(tmp_path / "resumed", steps=4, augment="affine"), on_step=Interrupt(at=2))
+    train(small_run(tmp_path / "resumed", steps=4, augment="affine"), resume=True)
+    expected, resumed = final_weights(tmp_path / "straight"), final_weights(tmp_path / "resumed")
+    for key in expected:
+        assert torch.equal(expected[key], resumed[key]), key
+    train(small_run(tmp_path / "plain", steps=4))
+    plain = final_weights(tmp_path / "plain")
+    assert not torch.equal(plain["visual_projection.weight"], expected["visual_projection.weight"])
 
 
 def test_a_run_leaves_metrics_and_plots(uninterrupted):

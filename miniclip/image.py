@@ -77,6 +77,7 @@ def random_resized_crop(
             return image.resize((size, size), Image.Resampling.BICUBIC, box=box)
     return center_crop(resize_shortest_edge(image, size), size)  # no crop fitted: fall back
 
+
 def random_affine(
     image: Image.Image,
     rng: np.random.Generator,
@@ -109,8 +110,9 @@ AUGMENTATIONS = ("none", "crop", "affine")
 
 
 def augment_image(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
-    """One of `AUGMENTATIONS` applied to a picture, which keeps its size: "none" leaves it,
-    "crop" is `random_resized_crop`, "affine" is `random_affine`."""
+    """One of `AUGMENTATIONS` applied to a picture: "none" leaves it, "crop" is
+    `random_resized_crop` to a square as wide as its shorter side, "affine" is
+    `random_affine`, which keeps its size. The image processor then resizes as usual."""
     if kind not in AUGMENTATIONS:
         raise ValueError(f"augmentation {kind!r} is not one of {AUGMENTATIONS}")
     if kind == "none":

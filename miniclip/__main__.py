@@ -14,6 +14,7 @@ import os
 import sys
 
 from miniclip.config import PRESETS
+from miniclip.image import AUGMENTATIONS
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,7 +45,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--vocab-size", type=int,
                        help="learn a BPE vocabulary of this size from the captions (default: OpenAI's)")
-    train.add_argument("--augment", default="none", choices=["none", "crop", "affine"],
+    train.add_argument("--augment", default="none", choices=AUGMENTATIONS,
                        help="training pictures: as they are, randomly cropped, or randomly zoomed, "
                        "turned and moved (miniclip.image.augment_image)")
     train.add_argument("--workers", type=int, default=0, help="DataLoader processes preparing batches")

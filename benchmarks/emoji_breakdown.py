@@ -17,11 +17,16 @@ by its best caption, so that one emoji's three or four captions cannot fill the 
 
     python benchmarks/emoji_breakdown.py runs/results/emoji-tiny
     python benchmarks/emoji_breakdown.py --pixels --seed 0   # no model: the baseline below
+    python benchmarks/emoji_breakdown.py runs/results/emoji-tiny --model-neighbours
 
 `--pixels` measures the same recall with no model and no training, as a yardstick of what
 the training split can teach about the held-out one: each held-out picture's `--neighbours`
 nearest training pictures, pixel for pixel, vote for the held-out captions that share
 words with their captions, rare words counting more (`miniclip.evaluate.neighbour_votes`).
+`--model-neighbours` holds the votes but lets the run's image tower pick the neighbours
+(the cosine of its image features) instead of the pixels: whether the pictures the trained
+tower finds alike say more about a held-out picture's words than the pictures alike pixel
+for pixel.
 """
 
 from __future__ import annotations
@@ -60,11 +65,15 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--pixels", action="store_true", help="the no-model baseline instead")
     parser.add_argument("--neighbours", type=int, default=5, help="training pictures that vote")
+    parser.add_argument("--model-neighbours", action="store_true", help="with a run folder: its "
+                        "image tower picks the training pictures that vote, instead of the pixels")
     parser.add_argument("--seed", type=int, help="the split, with --pixels (default 0; a run "
                         "folder brings its own)")
     args = parser.parse_args()
     if (args.run_dir is None) != args.pixels:
         parser.error("give a run folder or --pixels, one of the two")
+    if args.model_neighbours and args.run_dir is None:
+        parser.error("--model-neighbours needs a run folder: its image tower picks the neighbours")
     if args.run_dir is not None and args.seed is not None:
         parser.error(f"{args.run_dir} was trained on the split of its own seed; --seed goes with --pixels")
     if args.pixels:
@@ -76,6 +85,8 @@ def main() -> None:
             raise SystemExit(f"{args.run_dir} was trained on {settings['data']!r}, not emoji")
         encoder = Encoder(model.eval(), tokenizer, ImageProcessor(model.config.vision.image_size))
         seed, title = settings["seed"], args.run_dir
+        if args.model_neighbours:
+            title += f", its nearest {args.neighbours} training pictures voting"
     train = load_dataset("emoji", split="train", seed=seed)
     test = load_dataset("emoji", split="test", seed=seed)
     training_names = [words(train[i][1][0]) for i in range(len(train))]
@@ -84,6 +95,10 @@ def main() -> None:
     groups = [group(test[i][1][0], training_names) for i in range(len(test))]  # caption 0: the name
     if args.pixels:
         similarity = neighbour_votes(train, images, texts, args.neighbours)
+    elif args.model_neighbours:
+        with torch.no_grad():
+            alike = encoder.images(images) @ encoder.images([train[i][0] for i in range(len(train))]).t()
+        similarity = neighbour_votes(train, images, texts, args.neighbours, similarity=alike)
     else:
         with torch.no_grad():
             similarity = encoder.images(images) @ encoder.texts(texts).t()

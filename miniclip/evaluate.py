@@ -182,7 +182,8 @@ def pixel_similarity(train, images: list, size: int = 24) -> torch.Tensor:
     return F.normalize(pixels - mean, dim=1) @ F.normalize(train_pixels - mean, dim=1).t()
 
 
-def neighbour_votes(train, images: list, texts: list[str], neighbours: int = 5) -> torch.Tensor:
+def neighbour_votes(train, images: list, texts: list[str], neighbours: int = 5,
+                    similarity: torch.Tensor | None = None) -> torch.Tensor:
     """(len(images), len(texts)) scores that rank texts for images with no model and no training.
 
     Each image's `neighbours` nearest training pictures (`pixel_similarity`) vote for the
@@ -191,6 +192,10 @@ def neighbour_votes(train, images: list, texts: list[str], neighbours: int = 5) 
     word no training caption has weighs as much as one that a single caption has, and
     gets no vote. It measures what the training pictures and their words alone say about
     new pictures: a trained model that ranks no better has learnt no more than that.
+
+    `similarity`, (len(images), len(train)), picks the neighbours instead of the pixels:
+    a trained image tower's cosine similarities ask whether the pictures it finds alike
+    say more than the pictures alike pixel for pixel.
     """
     known = [set().union(*map(caption_words, train[i][1])) for i in range(len(train))]
     frequency = Counter(word for words in known for word in words)
@@ -198,7 +203,12 @@ def neighbour_votes(train, images: list, texts: list[str], neighbours: int = 5) 
     text_words = [caption_words(text) for text in texts]
     totals = [sum(weight.get(word, math.log(len(train))) for word in words) or 1.0
               for words in text_words]
-    nearest = pixel_similarity(train, images).topk(neighbours, dim=1).indices
+    if similarity is None:
+        similarity = pixel_similarity(train, images)
+    elif similarity.shape != (len(images), len(train)):
+        raise ValueError(f"similarity must be (images, training pictures) = {(len(images), len(train))}, "
+                         f"got {tuple(similarity.shape)}")
+    nearest = similarity.topk(neighbours, dim=1).indices
     scores = torch.zeros(len(images), len(texts))
     for i, row in enumerate(nearest.tolist()):
         for j, words in enumerate(text_words):

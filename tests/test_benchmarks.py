@@ -133,6 +133,7 @@ def test_emoji_groups(name, group):
     ([], "give a run folder or --pixels"),
     (["runs/some-run", "--pixels"], "give a run folder or --pixels"),
     (["runs/some-run", "--seed", "1"], "--seed goes with --pixels"),  # the run has its own split
+    (["--pixels", "--model-neighbours"], "--model-neighbours needs a run folder"),
 ])
 def test_emoji_breakdown_refuses_a_muddled_request(args, message):
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "emoji_breakdown.py"), *args],
@@ -156,6 +157,12 @@ def test_results_table_and_emoji_breakdown_agree_with_evaluate(tmp_path):
     assert numbers(breakdown[-1])[-1] == pytest.approx(results["i2t_recall@5"], abs=5e-4)
     # an emoji's best caption in the top 5 captions has at most 4 other emoji above it
     assert numbers(by_emoji)[-2] >= results["i2t_recall@5"] - 5e-4
+
+    # the same groups, each recall a share, with the run's image tower picking the voters
+    *voted, _ = run("emoji_breakdown.py", str(run_dir), "--model-neighbours").splitlines()
+    assert "its nearest 5 training pictures voting" in voted[0]
+    assert {line.split()[0]: int(line.split()[1]) for line in voted[1:]} == counts
+    assert all(0 <= numbers(line)[-1] <= 1 for line in voted[1:])
 
 
 def test_each_emoji_is_scored_by_its_best_caption():

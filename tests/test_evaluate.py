@@ -1,5 +1,7 @@
 """The no-model yardstick of retrieval: nearest training pictures vote with their words."""
 
+import pytest
+import torch
 from PIL import Image
 
 from miniclip.evaluate import caption_words, neighbour_votes
@@ -41,3 +43,17 @@ def test_rare_words_count_more():
     # "apple" (one training caption) is rarer than "red" (two).
     scores = neighbour_votes(train, [square((230, 30, 30))], ["red kite", "apple kite"], neighbours=1)
     assert scores[0, 1] > scores[0, 0] > 1e-3
+
+
+def test_a_given_similarity_picks_the_neighbours_instead_of_the_pixels():
+    # Pixel for pixel the red picture is nearest the red apple; a similarity that calls it
+    # most like the blue whale makes the whale's words vote instead.
+    alike = torch.tensor([[0.0, 1.0, 0.5], [1.0, 0.0, 0.5]])  # (images, training pictures)
+    scores = neighbour_votes(TRAIN, IMAGES, TEXTS, neighbours=1, similarity=alike)
+    assert scores[0].argmax() == 0 and scores[1].argmax() == 1  # "blue fish", "red cherry"
+    assert scores[0, 1] < 1e-5
+
+
+def test_a_similarity_of_the_wrong_shape_is_refused():
+    with pytest.raises(ValueError, match=r"\(images, training pictures\) = \(2, 3\), got \(3, 2\)"):
+        neighbour_votes(TRAIN, IMAGES, TEXTS, similarity=torch.zeros(3, 2))

@@ -16,6 +16,7 @@ from miniclip.attention import (
     fused_attention,
     padding_mask,
 )
+from miniclip.checks.ch02_attention import bfloat16_case
 from miniclip.loss import clip_loss
 from miniclip.text import eos_positions
 from miniclip.transformer import MLP, Encoder, EncoderLayer, QuickGELU
@@ -56,17 +57,22 @@ REFERENCES = [
 
 
 def weights_with(scale=None, dim=-1, invert=False, mask_after=False, nan_rows=False,
-                 ignore_mask=False):
+                 ignore_mask=False, float32=False, written_out=False):
     def wrong(query, key, mask=None):
         d = query.size(-1)
         scores = query @ key.transpose(-2, -1) * (d**-0.5 if scale is None else scale(d))
+        scores = scores.float() if float32 else scores  # and never cast back
         if mask is not None and ignore_mask:
             mask = None
         if mask is not None and invert:
             mask = ~mask
         if mask is not None and not mask_after:
             scores = scores.masked_fill(~mask, float("-inf"))
-        weights = scores.softmax(dim=dim)
+        if written_out:  # exp / sum in the scores' dtype, which rounds at each step in bfloat16
+            exps = (scores - scores.amax(dim=dim, keepdim=True)).exp()
+            weights = exps / exps.sum(dim=dim, keepdim=True)
+        else:
+            weights = scores.softmax(dim=dim)
         if mask is not None and not nan_rows:
             weights = weights.masked_fill(~mask, 0.0)
         return weights
@@ -81,6 +87,9 @@ WRONG_ATTENTION_WEIGHTS = {
     "mask after the softmax": (weights_with(mask_after=True), "before"),
     "NaN for a query with no key": (weights_with(nan_rows=True), "NaN"),
     "mask ignored": (weights_with(ignore_mask=True), "mask was ignored"),
+    "weights left in float32": (weights_with(float32=True),
+                                "dtype torch.float32, expected torch.bfloat16, the dtype of query"),
+    "softmax written out in bfloat16": (weights_with(written_out=True), "rounded once to bfloat16"),
 }
 
 WRONG_SPLIT_HEADS = {
@@ -376,3 +385,21 @@ def test_show_solution_prints_the_reference(capsys):
 
 def test_loss_reference_is_ln_n_at_uniform_logits():
     assert math.isclose(clip_loss(torch.zeros(8, 8)).item(), math.log(8), rel_tol=1e-6)
+
+
+def test_bfloat16_attention_case_is_exact_and_far_from_rounding_ties():
+    """Any softmax in float32 rounds to the reference's bfloat16 weights, so the check may ask
+    for them exactly; a softmax run in bfloat16 by torch is one of those (it accumulates in float32)."""
+    query, key, mask = bfloat16_case()
+    exact = query.double() @ key.double().transpose(-2, -1) / 4
+    for scores in (query @ key.transpose(-2, -1) / 4, query @ key.transpose(-2, -1) * 16**-0.5,
+                   query.float() @ key.float().transpose(-2, -1) / 4):
+        assert torch.equal(scores.double(), exact)
+    weights = exact.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+    for moved in (weights * (1 - 1e-5), weights * (1 + 1e-5)):
+        assert torch.equal(moved.float().bfloat16(), weights.float().bfloat16())
+    reference = attention_weights(query, key, mask)
+    assert torch.equal(reference, weights.float().bfloat16())
+    assert torch.equal(weights_with()(query, key, mask), reference)  # torch's softmax in bfloat16
+    written_out = WRONG_ATTENTION_WEIGHTS["softmax written out in bfloat16"][0](query, key, mask)
+    assert (written_out != reference).sum() > 10

@@ -207,6 +207,13 @@ def tokenize_with(pad=None, bos=True, eos=True, cut_after=False, mask_from_ids=F
     return wrong
 
 
+def ids_as(dtype):
+    def wrong(*args, **kwargs):
+        batch = tokenize(*args, **kwargs)
+        return {**batch, "input_ids": batch["input_ids"].to(dtype)}
+    return wrong
+
+
 WRONG_TOKENIZE = {
     "pads with 0": (tokenize_with(pad=0), "pad_token_id"),
     "pads with <|endoftext|>": (tokenize_with(pad=49407), "pad with tokenizer.pad_token_id"),
@@ -222,6 +229,8 @@ WRONG_TOKENIZE = {
     "lists, not tensors": (lambda *args, **kwargs: {key: value.tolist() for key, value in
                                                     tokenize(*args, **kwargs).items()},
                            "got a list"),
+    "int32 ids, as clip.tokenize": (ids_as(torch.int32), "is a torch.int32 tensor of shape (3, 77)"),
+    "float ids": (ids_as(torch.float32), "of dtype torch.long"),
 }
 
 

@@ -86,9 +86,20 @@ def clip_loss_summed(logits):
             + F.cross_entropy(logits.t(), targets, reduction="sum")) / 2
 
 
+def columns_through_numpy(logits):
+    """The right value, but autograd sees only the rows: the columns went through numpy."""
+    targets = torch.arange(len(logits))
+    columns = torch.from_numpy(logits.detach().numpy().T.copy())
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(columns, targets)) / 2
+
+
 WRONG_CLIP_LOSSES = {  # beyond those of tests/test_checks.py
     "summed over the batch": (clip_loss_summed, "summed over the batch"),
     "a float": (lambda logits: clip_loss(logits).item(), "expected a torch.float32 tensor"),
+    "detached": (lambda logits: clip_loss(logits).detach(), "the loss does not require grad"),
+    "a new tensor": (lambda logits: torch.tensor(clip_loss(logits).item(), requires_grad=True),
+                     "does not depend on the logits"),
+    "columns through numpy": (columns_through_numpy, "the gradient of clip_loss(logits_per_text)"),
 }
 
 REFERENCES = [

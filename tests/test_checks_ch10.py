@@ -8,7 +8,7 @@ from check_cases import reference_and_wrong_answer_tests
 
 from miniclip import checks, evaluate
 from miniclip.checks.ch00_tour import prompt_probabilities
-from miniclip.checks.ch10_evaluate import RECALL_CASES, accuracy_case, recall_case
+from miniclip.checks.ch10_evaluate import ACCURACY_CASES, RECALL_CASES, accuracy_case, recall_case
 
 REFERENCES = [
     (checks.check_prompt_probabilities, prompt_probabilities),
@@ -79,9 +79,11 @@ def test_prompt_order_does_not_matter_when_the_view_agrees(capsys):
 # ---- chapter 10: zero_shot_accuracy ----------------------------------------------------------
 
 
-def accuracy_with(use_limit=True, templates_used=None, scale=1.0, error_rate=False, as_list=False):
+def accuracy_with(use_limit=True, templates_used=None, scale=1.0, error_rate=False, as_list=False,
+                  dataset_templates=False):
     def wrong(encoder, dataset, templates, limit=None):
         count = len(dataset) if limit is None or not use_limit else min(limit, len(dataset))
+        templates = list(dataset.templates) if dataset_templates else templates
         templates = templates[:templates_used] if templates_used else templates
         images = [dataset[i][0] for i in range(count)]
         labels = torch.tensor([dataset.label(i) for i in range(count)])
@@ -100,6 +102,8 @@ WRONG_ZERO_SHOT_ACCURACY = {
     "percentage": (accuracy_with(scale=100.0), "percentage"),
     "error rate": (accuracy_with(error_rate=True), "error rate"),
     "one flag per image": (accuracy_with(as_list=True), "one number"),
+    "templates argument ignored": (accuracy_with(dataset_templates=True),
+                                   "made from dataset.templates; use the `templates` argument"),
 }
 
 
@@ -113,12 +117,12 @@ def test_accuracy_may_be_a_zero_dimensional_tensor(capsys):
 
 def test_accuracy_cases_are_neither_trivial_nor_all_alike():
     values = set()
-    for seed, limit in ((1, None), (2, 7), (3, 100)):
-        encoder, dataset = accuracy_case(seed)
-        value = evaluate.zero_shot_accuracy(encoder, dataset, list(dataset.templates), limit)
+    for seed, limit, templates in ACCURACY_CASES:
+        encoder, dataset = accuracy_case(seed, templates)
+        value = evaluate.zero_shot_accuracy(encoder, dataset, list(templates), limit)
         assert 0.2 < value < 0.9
         values.add(round(value, 4))
-    assert len(values) == 3
+    assert len(values) == len(ACCURACY_CASES)
 
 
 def test_zero_shot_predictions_embed_the_images_once_for_every_set_of_templates(monkeypatch):

@@ -47,6 +47,10 @@ def without(*keys, section=None):
     return change
 
 
+def scale_in_text_config(values, config):
+    values["text_config"]["logit_scale_init_value"] = values.pop("logit_scale_init_value")
+
+
 def returns_nothing(config, directory):
     write_config(config, directory)
 
@@ -76,6 +80,10 @@ WRONG_CONFIGS = {
     "no model_type": (writing(without("model_type")), "model_type alone"),
     "no token ids": (sizes_only, "eos_token_id = 49407"),
     "no projection_dim": (writing(without("projection_dim")), "projection_dim sits at the top level"),
+    "no logit_scale_init_value": (writing(without("logit_scale_init_value")),
+                                  "read logit_scale_init_value = 2.6592, expected 2.99573"),
+    "logit_scale_init_value in text_config": (writing(scale_in_text_config),
+                                              "logit_scale_init_value sits at the top level"),
     "default activation": (writing(without("hidden_act", section="text_config")),
                            "text_config.hidden_act = 'quick_gelu'"),
     "no patch size": (writing(without("patch_size", section="vision_config")),
@@ -150,4 +158,5 @@ def test_reference_config_is_what_miniclip_writes():
         for key, value in ours[section].items():
             assert package[section][key] == value, (section, key)
     assert package["projection_dim"] == ours["projection_dim"]
+    assert package["logit_scale_init_value"] == ours["logit_scale_init_value"]
     assert package["model_type"] == ours["model_type"] == "clip"

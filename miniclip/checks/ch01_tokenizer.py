@@ -410,9 +410,12 @@ def compare_batch(what: str, got: Any, expected: dict, mistakes: Sequence[tuple[
                   tokenizer: Tokenizer) -> None:
     input_ids, attention_mask = batch_parts(what, got)
     for key, value in (("input_ids", input_ids), ("attention_mask", attention_mask)):
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
+        if isinstance(value, torch.Tensor) and value.dtype != torch.long:
+            hint = ("\nHint: OpenAI's clip.tokenize fills a torch.int (int32) tensor; "
+                    "transformers' CLIPTokenizer returns torch.long (int64), the dtype that "
+                    "torch.tensor gives a list of Python ints." if value.dtype == torch.int32 else "")
             raise CheckFailed(f"{what}['{key}'] is {describe(value)}; ids and masks are integers "
-                              "(torch.long)")
+                              "of dtype torch.long" + hint)
     compare(f"{what}['input_ids']", input_ids, expected["input_ids"],
             [(wrong["input_ids"], hint) for wrong, hint in mistakes])
     mask_mistakes = [

@@ -36,6 +36,15 @@ def scores_softmax(query, key, mask, scale, dim=-1, mask_before=True):
     return weights
 
 
+def bfloat16_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """query and key (2, 2, 6, 16) in bfloat16, entries in {-1.5, -1, ..., 1.5}, and a causal mask.
+    Every score q·k / √16 is then a bfloat16 number, however it is computed, so a softmax in
+    float32 rounded once to bfloat16 gives exactly the reference's weights."""
+    query, key = (torch.randint(-3, 4, (2, 2, 6, 16), generator=torch.Generator().manual_seed(seed))
+                  / 2 for seed in (5, 6))
+    return query.bfloat16(), key.bfloat16(), causal_mask(6)
+
+
 @exercise("attention_weights", attention_module.attention_weights)
 def check_attention_weights(attention_weights: Callable) -> str:
     from transformers.models.clip.modeling_clip import eager_attention_forward
@@ -88,6 +97,22 @@ def check_attention_weights(attention_weights: Callable) -> str:
             compare(f"attention_weights(...) @ value with mask = {case}, against "
                     "F.scaled_dot_product_attention", got @ value,
                     F.scaled_dot_product_attention(query, key, value, attn_mask=full))
+
+    query, key, mask = bfloat16_case()
+    what = "attention_weights(query, key, mask) with query and key in bfloat16, causal mask"
+    got = attention_weights(query, key, mask)
+    if isinstance(got, torch.Tensor) and got.is_floating_point() and got.dtype != query.dtype:
+        raise CheckFailed(f"{what}: dtype {got.dtype}, expected {query.dtype}, the dtype of query"
+                          "\nHint: compute the softmax in float32, then return the weights in the "
+                          "dtype of query: .to(query.dtype).")
+    mistakes = []
+    if isinstance(got, torch.Tensor) and got.dtype == query.dtype:  # the float32 cases passed
+        mistakes.append((got, ("the weights differ from a softmax in float32 rounded once to "
+                               "bfloat16. A softmax written out in bfloat16 (exp, sum, divide) "
+                               "rounds at every step: run it in float32, "
+                               "scores.float().softmax(dim=-1), then .to(query.dtype).")))
+    compare(what, got, attention_module.attention_weights(query, key, mask), mistakes,
+            atol=0, rtol=0)
     return ("equal to miniclip's, to transformers' eager_attention_forward and (times V) to "
             "F.scaled_dot_product_attention; no mask, causal, padding, and a query with no key")
 

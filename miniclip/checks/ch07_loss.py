@@ -149,10 +149,26 @@ def check_clip_loss(clip_loss: Callable) -> str:
          "summed over the batch; average over it (cross_entropy's default reduction)."),
     ]
     what = "clip_loss(logits_per_text) for a 5 x 5 matrix"
-    got = clip_loss(logits)
+    leaf = logits.clone().requires_grad_()
+    with torch.enable_grad():
+        got = clip_loss(leaf)
     compare(what, got, loss_module.clip_loss(logits), mistakes, atol=1e-6)
     compare(f"{what}, against transformers' image_text_contrastive_loss", got,
             image_text_contrastive_loss(logits), atol=1e-6)
+    if not got.requires_grad:
+        raise CheckFailed(f"{what}: the loss does not require grad, so autograd cannot "
+                          "differentiate it and training would learn nothing\nHint: .detach(), "
+                          ".item(), numpy and torch.tensor(...) cut the graph; compute the loss "
+                          "from the logits with torch operations only.")
+    got.backward()
+    if leaf.grad is None:
+        raise CheckFailed(f"{what}: the loss requires grad but does not depend on the logits "
+                          "(their .grad stays None after backward()); compute it from the logits "
+                          "themselves, not from a new tensor made of their values.")
+    expected = logits.clone().requires_grad_()
+    loss_module.clip_loss(expected).backward()
+    compare(f"the gradient of {what} with respect to the logits", leaf.grad, expected.grad,
+            atol=1e-6)
     uniform = clip_loss(torch.zeros(8, 8))
     compare("clip_loss(zeros(8, 8)) should be ln 8: a uniform guess among 8", uniform,
             torch.tensor(math.log(8)), atol=1e-6)

@@ -116,12 +116,21 @@ def check_class_vectors(class_vectors_fn: Callable) -> str:
 # ---- zero-shot accuracy -------------------------------------------------------------------
 
 
-def accuracy_case(seed: int) -> tuple[FakeEncoder, FakeDataset]:
-    """12 images of 4 classes, each near its class's vector or, for some, near another's."""
+OTHER_TEMPLATES = ("a drawing of a {}.", "a {} on a plain background.", "one {}.")
+# (seed, limit, templates): the last case passes templates other than the dataset's own, so that
+# an answer reading dataset.templates instead of its argument shows
+ACCURACY_CASES = [(1, None, FakeDataset.templates), (2, 7, FakeDataset.templates),
+                  (3, 100, FakeDataset.templates), (6, 10, OTHER_TEMPLATES)]
+
+
+def accuracy_case(seed: int, templates: Sequence[str] = FakeDataset.templates
+                  ) -> tuple[FakeEncoder, FakeDataset]:
+    """12 images of 4 classes, each near its class's vector (made from `templates`) or, for
+    some, near another's."""
     classnames = ["red circle", "blue square", "green star", "yellow cross"]
     labels = [0, 1, 2, 3, 0, 1, 2, 3, 3, 2, 1, 0]
     encoder = FakeEncoder()
-    vectors = evaluate.class_vectors(encoder, classnames, list(FakeDataset.templates))
+    vectors = evaluate.class_vectors(encoder, classnames, list(templates))
     generator = torch.Generator().manual_seed(seed)
     looks_like = [label if torch.rand((), generator=generator) < 0.6 else (label + 1) % 4
                   for label in labels]
@@ -149,10 +158,12 @@ def top1(encoder: FakeEncoder, dataset: FakeDataset, templates: list[str], count
 
 @exercise("zero_shot_accuracy", evaluate.zero_shot_accuracy)
 def check_zero_shot_accuracy(accuracy_fn: Callable) -> str:
-    for seed, limit in ((1, None), (2, 7), (3, 100)):
-        encoder, dataset = accuracy_case(seed)
-        templates = list(dataset.templates)
-        call = f"zero_shot_accuracy(encoder, dataset of 12 images, 2 templates, limit={limit})"
+    for seed, limit, templates in ACCURACY_CASES:
+        encoder, dataset = accuracy_case(seed, templates)
+        templates = list(templates)
+        others = "" if templates == list(dataset.templates) else " other than dataset.templates"
+        call = (f"zero_shot_accuracy(encoder, dataset of 12 images, {len(templates)} templates"
+                f"{others}, limit={limit})")
         got = as_number(call, accuracy_fn(encoder, dataset, templates, limit))
         expected = torch.tensor(evaluate.zero_shot_accuracy(encoder, dataset, templates, limit))
         count = len(dataset) if limit is None else min(limit, len(dataset))
@@ -164,6 +175,11 @@ def check_zero_shot_accuracy(accuracy_fn: Callable) -> str:
             (100 * expected, "that is a percentage; return the fraction of images, between 0 and 1."),
             (1 - expected, "that is the error rate; return the fraction of images classified right."),
         ]
+        if others:
+            mistakes.append((torch.tensor(top1(encoder, dataset, list(dataset.templates), count)),
+                             ("the class vectors were made from dataset.templates; use the "
+                              "`templates` argument, which may be another list (one template "
+                              "alone, or the 80 of ImageNet).")))
         compare(call, got, expected, mistakes)
     return "the fraction of images whose nearest class vector is their label, with and without a limit"
 

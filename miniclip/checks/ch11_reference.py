@@ -155,6 +155,14 @@ def check_write_config(write_config_fn: Callable) -> str:
             raise CheckFailed(f"transformers read projection_dim = {loaded.projection_dim!r}, "
                               f"expected {config.projection_dim}\nHint: projection_dim sits at "
                               "the top level of config.json, beside text_config and vision_config.")
+        if loaded.logit_scale_init_value != config.logit_scale_init_value:
+            raise CheckFailed(f"transformers read logit_scale_init_value = "
+                              f"{loaded.logit_scale_init_value!r}, expected "
+                              f"{config.logit_scale_init_value!r}\nHint: logit_scale_init_value "
+                              "sits at the top level of config.json, beside projection_dim. Left "
+                              "out, transformers takes CLIP's ln(1/0.07) = 2.6592: loaded weights "
+                              "keep their logit_scale, but a model built fresh from the file "
+                              "starts at the wrong temperature.")
         try:
             hf_model, info = transformers.CLIPModel.from_pretrained(folder, output_loading_info=True)
         except Exception as error:  # transformers raises several kinds for a config that does not fit

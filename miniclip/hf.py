@@ -3,8 +3,8 @@
 Chapter 11 uses this file. Because every parameter of `miniclip.CLIP` has the name of
 its twin in `transformers.CLIPModel`, there is no mapping table: a state dict goes
 across with a plain `load_state_dict`. The only keys to drop are `position_ids`, index
-buffers that transformers saved in its checkpoints before 2023 and that we compute on
-the fly.
+buffers that transformers saved in its checkpoints before mid-2023 (versions before 4.31)
+and that we compute on the fly.
 
 On disk we use Hugging Face's layout, config.json + model.safetensors. safetensors
 holds raw tensors only, so loading a checkpoint cannot run code (a pickle can).
@@ -68,9 +68,11 @@ def cached_snapshot(repo_id: str) -> Path:
         raise FileNotFoundError(
             f"{repo_id!r} is neither a folder nor in the local Hugging Face cache, and miniclip "
             "never downloads. On a machine with internet, run "
-            f"`hf download {repo_id}` (`huggingface-cli download` in older versions of "
-            f"huggingface_hub) or transformers.CLIPModel.from_pretrained({repo_id!r}) once; "
-            "the weights then load offline from the cache."
+            f"`hf download {repo_id} --include '*.safetensors' --include '*.json'` (without "
+            "--include it fetches every weight format the repository has; `huggingface-cli "
+            "download` in older versions of huggingface_hub) or "
+            f"transformers.CLIPModel.from_pretrained({repo_id!r}) once; the weights then load "
+            "offline from the cache."
         ) from error
     return Path(folder)
 

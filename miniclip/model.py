@@ -71,7 +71,12 @@ class CLIP(HubMixin, nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """OpenAI's initialisation (clip/model.py, `initialize_parameters`), biases at zero."""
+        """OpenAI's initialisation (clip/model.py: `initialize_parameters`, and the ViT's `scale *
+        randn` class and position embeddings), with the blocks as transformers initialises them
+        (`CLIPPreTrainedModel._init_weights`): q, k and v take the small, depth-scaled std and
+        out_proj width**-0.5, the reverse of OpenAI's fused in_proj and out_proj, in both towers
+        (OpenAI leaves its ViT's blocks, and the patch convolution, here transformers' 0.02, at
+        PyTorch's defaults). Biases at zero."""
         for module in self.modules():
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)

@@ -6,8 +6,9 @@ starts from ResNet-50 (He et al., 2016) and changes three things:
 
 - the stem is three 3x3 convolutions and an average pool, not one 7x7 convolution and a
   max pool (the ResNet-C/D changes of He et al., 2019);
-- anti-aliasing: no convolution skips pixels; a block that halves the resolution
-  averages 2x2 windows first (Zhang, 2019), on its main path and on its shortcut;
+- anti-aliasing (Zhang, 2019): past the stem's first convolution, no convolution skips
+  pixels; a block that halves the resolution averages 2x2 windows instead, on its main
+  path after the 3x3 convolution and on its shortcut before the 1x1 one;
 - attention pooling instead of global average pooling: one layer of multi-head attention
   in which the mean of the feature map, the average pool's answer, is the only query, and
   every position (and the mean) is a key, with position embeddings added.

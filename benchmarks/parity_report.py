@@ -7,6 +7,7 @@ prints what they reach in float32: outputs (every layer's hidden states, embeddi
 loss) and gradients of every parameter, for transformers' eager and sdpa attention.
 """
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def worst_errors(name: str, attention: str) -> tuple[float, float]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help, no options
     print(f"{'config':12s} {'transformers':13s} {'miniclip path':14s} {'outputs':>9s} {'gradients':>10s}")
     for name in CONFIGS:
         for attention, path in (("eager", "explicit"), ("sdpa", "fused")):

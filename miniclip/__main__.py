@@ -57,7 +57,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     evaluate = commands.add_parser("evaluate", help="measure a run; writes RUN_DIR/eval.json")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data", help="another data set than the one trained on")
-    evaluate.add_argument("--limit", type=int, default=1000, help="images per measurement")
+    evaluate.add_argument("--limit", type=int, help="at most this many images per measurement "
+                          "(default: zero-shot on its whole split, retrieval on the first 1,000)")
     evaluate.add_argument("--device", default="cpu")
 
     export = commands.add_parser("export", help="write a folder that transformers loads")
@@ -65,6 +66,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     export.add_argument("--hf", required=True, help="output folder")
     return parser.parse_args(argv)
 
+
+# --vision resnet: the ResNet that stands for a ViT preset (the paper pairs ViT-B/32 with RN50)
+RESNET_TWINS = {"tiny": "tiny-resnet", "vit-b-32": "rn50"}
 
 # What a user can get wrong (a setting, a path, a run folder); the message says what and
 # where. MINICLIP_TRACEBACK=1 shows the whole traceback instead, should one come from a bug.
@@ -120,8 +124,11 @@ def run_train(args: argparse.Namespace) -> int:
     if args.captions:
         options["captions"] = args.captions
     preset = args.preset
-    if args.vision == "resnet" and not preset.endswith("resnet"):
-        preset = f"{preset}-resnet"
+    if args.vision == "resnet" and preset not in RESNET_TWINS.values():
+        if preset not in RESNET_TWINS:
+            raise ValueError(f"--vision resnet: the preset {preset!r} has no ResNet twin; "
+                             f"the twins are {RESNET_TWINS}")
+        preset = RESNET_TWINS[preset]
     config = TrainConfig(
         data=args.data, preset=preset, out=args.out, steps=args.steps, minutes=args.minutes,
         batch_size=args.batch_size, accumulate=args.accumulate, learning_rate=args.learning_rate,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the small trained CLIP that ships in data/checkpoints/shapes-tiny (chapters 00,
 # 10, 11 and 12 load it with miniclip.shipped.load_shipped). A vocabulary of at most 1,000 tokens
-# learnt from the captions keeps the whole model at about 4.5 MB.
+# learnt from the captions keeps the whole model at about 4.6 MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${STEPS:-1000}

@@ -57,3 +57,43 @@ def test_a_given_similarity_picks_the_neighbours_instead_of_the_pixels():
 def test_a_similarity_of_the_wrong_shape_is_refused():
     with pytest.raises(ValueError, match=r"\(images, training pictures\) = \(2, 3\), got \(3, 2\)"):
         neighbour_votes(TRAIN, IMAGES, TEXTS, similarity=torch.zeros(3, 2))
+
+
+class CountingEncoder:
+    """Random unit features; remembers how many images each call embedded."""
+
+    def __init__(self):
+        self.calls = []
+
+    def images(self, images):
+        self.calls.append(len(images))
+        return torch.nn.functional.normalize(torch.randn(len(images), 8), dim=-1)
+
+    def texts(self, texts):
+        return torch.nn.functional.normalize(torch.randn(len(texts), 8), dim=-1)
+
+
+class TwelveSquares:
+    classnames = ("red", "blue")
+    templates = ("a {} square.", "a {} thing.")
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        return square((230, 30, 30)), [f"square {i}"]
+
+    def label(self, i):
+        return i % 2
+
+
+def test_zero_shot_takes_the_whole_split_and_retrieval_the_first_thousand(monkeypatch):
+    import miniclip.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "RETRIEVAL_LIMIT", 5)  # the default pool, made small
+    encoder = CountingEncoder()
+    evaluate.evaluate(encoder, "fashion", lambda split: TwelveSquares())
+    assert encoder.calls == [12, 5]  # zero-shot on all 12 test images, retrieval on 5
+    encoder.calls.clear()
+    evaluate.evaluate(encoder, "fashion", lambda split: TwelveSquares(), limit=3)
+    assert encoder.calls == [3, 3]  # a limit caps both

@@ -456,3 +456,20 @@ def test_per_class_accuracy_names_each_class_and_what_it_is_taken_for():
         "a": {"accuracy": 0.25, "images": 4, "most_taken_for": "b"},
         "c": {"accuracy": 1.0, "images": 2, "most_taken_for": None},
     }
+
+
+@pytest.mark.parametrize("preset, twin", [("tiny", "tiny-resnet"), ("vit-b-32", "rn50")])
+def test_vision_resnet_takes_the_presets_resnet_twin(preset, twin, monkeypatch):
+    import miniclip.__main__ as cli
+
+    chosen = {}
+    monkeypatch.setattr("miniclip.train.train", lambda config, resume: chosen.setdefault("preset", config.preset))
+    assert cli.main(["train", "--preset", preset, "--vision", "resnet", "--out", "unused"]) == 0
+    assert chosen["preset"] == twin
+
+
+def test_vision_resnet_refuses_a_preset_without_a_twin(capsys):
+    from miniclip.__main__ import main
+
+    assert main(["train", "--preset", "small", "--vision", "resnet", "--out", "unused"]) == 2
+    assert "the preset 'small' has no ResNet twin" in capsys.readouterr().err

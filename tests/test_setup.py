@@ -1,0 +1,69 @@
+"""The ways in agree: the README's two commands, CI's script and the conda file install the
+same tested versions, and CI runs the README's test command."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+CI = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+CONDA = (ROOT / "environment.yml").read_text(encoding="utf-8")
+PYPROJECT = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def readme_commands() -> list[str]:
+    """The command lines of the README's first code block: setup-and-train, then the tests."""
+    block = re.search(r"```bash\n(.*?)```", README, re.DOTALL).group(1)
+    return [line for line in block.splitlines() if line and not line.startswith("#")]
+
+
+def pins(text: str, package: str) -> set[str]:
+    return set(re.findall(rf"(?<![\w-]){re.escape(package)}==([\w.]+)", text))
+
+
+def requirement(package: str) -> str:
+    """pyproject.toml's requirement on `package`, as written: "torch>=2.4"."""
+    return re.search(rf'^\s*"({re.escape(package)}[^"]*)"', PYPROJECT, re.MULTILINE).group(1)
+
+
+def version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text))
+
+
+def test_the_readme_has_two_commands_that_install_the_tested_torch_first():
+    commands = readme_commands()
+    assert len(commands) == 2, commands
+    for command in commands:
+        steps = command.split(" && ")
+        torch_step = next(i for i, step in enumerate(steps) if pins(step, "torch"))
+        project_step = next(i for i, step in enumerate(steps) if "pip install -e" in step)
+        assert torch_step < project_step, f"torch must come before the project: {command}"
+
+
+def test_readme_ci_and_conda_pin_the_same_torch():
+    readme, ci, conda = pins(README, "torch"), pins(CI, "torch"), pins(CONDA, "torch")
+    assert len(readme) == 1 and readme == ci == conda, (readme, ci, conda)
+    floor = requirement("torch")
+    assert version(floor) <= version(readme.pop()), f"pyproject's {floor!r} excludes the tested torch"
+
+
+def test_readme_and_ci_install_the_same_open_clip_reference():
+    readme, ci = pins(README, "open_clip_torch"), pins(CI, "open_clip_torch")
+    assert len(readme) == 1 and readme == ci, (readme, ci)
+    assert re.search(r"--no-deps open_clip_torch==", CI), "open_clip's own dependencies would pull torchvision"
+
+
+def test_ci_runs_the_readme_test_command_with_the_dev_extra():
+    tests = readme_commands()[1]
+    assert tests.endswith("pytest --nbval"), tests
+    assert re.search(r"^python -m pytest --nbval$", CI, re.MULTILINE), "CI must run the README's test command"
+    for setup in (tests, CI, CONDA):
+        assert '.[dev]' in setup, setup
+    assert re.search(r"^dev = \[", PYPROJECT, re.MULTILINE), "pyproject.toml has no dev extra"
+
+
+def test_the_transformers_floor_that_ci_tests_is_pyprojects():
+    floor = requirement("transformers")
+    tested = pins(CI, "transformers")
+    assert len(tested) == 1, tested
+    assert version(tested.pop()) == version(floor) + (0,) * (3 - len(version(floor))), floor

@@ -1,5 +1,6 @@
 """The ways in agree: the README's two commands, CI's script and the conda file install the
-same tested versions, and CI runs the README's test command."""
+same tested versions, CI runs the README's test command, and it tests the oldest torch and
+transformers that pyproject.toml accepts."""
 
 import re
 from pathlib import Path

@@ -23,7 +23,7 @@ def pins(text: str, package: str) -> set[str]:
 
 
 def requirement(package: str) -> str:
-    """pyproject.toml's requirement on `package`, as written: "torch>=2.4"."""
+    """pyproject.toml's requirement on `package`, as written: "torch>=2.6"."""
     return re.search(rf'^\s*"({re.escape(package)}[^"]*)"', PYPROJECT, re.MULTILINE).group(1)
 
 
@@ -45,7 +45,7 @@ def test_readme_ci_and_conda_install_the_same_torch_first():
     readme = pins(" ".join(readme_commands()), "torch")
     first_in_ci = re.search(r"(?<![\w-])torch==([\w.]+)", CI).group(1)
     assert len(readme) == 1 and readme == {first_in_ci} == pins(CONDA, "torch"), (readme, first_in_ci, CONDA)
-    assert version(requirement("torch")) <= version(first_in_ci), "pyproject.toml excludes the tested torch"
+    assert floor("torch") <= version(first_in_ci), "pyproject.toml excludes the tested torch"
 
 
 def test_readme_and_ci_install_the_same_open_clip_reference():

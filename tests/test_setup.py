@@ -18,8 +18,9 @@ def readme_commands() -> list[str]:
     return [line for line in block.splitlines() if line and not line.startswith("#")]
 
 
-def pins(text: str, package: str) -> set[str]:
-    return set(re.findall(rf"(?<![\w-]){re.escape(package)}==([\w.]+)", text))
+def pins(text: str, package: str) -> list[str]:
+    """The versions `text` pins `package` at, in order: "torch==2.13.0" -> ["2.13.0"]."""
+    return re.findall(rf"(?<![\w-]){re.escape(package)}==([\w.]+)", text)
 
 
 def requirement(package: str) -> str:
@@ -42,14 +43,14 @@ def test_the_readme_has_two_commands_that_install_the_tested_torch_first():
 
 
 def test_readme_ci_and_conda_install_the_same_torch_first():
-    readme = pins(" ".join(readme_commands()), "torch")
-    first_in_ci = re.search(r"(?<![\w-])torch==([\w.]+)", CI).group(1)
-    assert len(readme) == 1 and readme == {first_in_ci} == pins(CONDA, "torch"), (readme, first_in_ci, CONDA)
+    readme = set(pins(" ".join(readme_commands()), "torch"))
+    first_in_ci = pins(CI, "torch")[0]
+    assert len(readme) == 1 and readme == {first_in_ci} == set(pins(CONDA, "torch")), (readme, first_in_ci, CONDA)
     assert floor("torch") <= version(first_in_ci), "pyproject.toml excludes the tested torch"
 
 
 def test_readme_and_ci_install_the_same_open_clip_reference():
-    readme, ci = pins(README, "open_clip_torch"), pins(CI, "open_clip_torch")
+    readme, ci = set(pins(README, "open_clip_torch")), set(pins(CI, "open_clip_torch"))
     assert len(readme) == 1 and readme == ci, (readme, ci)
     assert re.search(r"--no-deps open_clip_torch==", CI), "open_clip's own dependencies would pull torchvision"
 

@@ -16,17 +16,24 @@ import sys
 from miniclip.config import PRESETS
 from miniclip.image import AUGMENTATIONS
 
+DATA = ["shapes", "fashion", "emoji", "folder"]
+
+
+def data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where a data set lies and its options: for train, and for evaluate on other data."""
+    parser.add_argument("--data-root", help="folder of the fashion or folder data set")
+    parser.add_argument("--captions", help="caption file of a folder data set (CSV, JSONL, captions.txt, COCO json)")
+    parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the data set's class, e.g. background=mixed for shapes (repeatable)")
+
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m miniclip", description="Train, evaluate and export a CLIP.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model; see chapter 09")
-    train.add_argument("--data", default="shapes", choices=["shapes", "fashion", "emoji", "folder"])
-    train.add_argument("--data-root", help="folder of the fashion or folder data set")
-    train.add_argument("--captions", help="caption file of a folder data set (CSV, JSONL, captions.txt, COCO json)")
-    train.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
-                       help="an option of the data set's class, e.g. background=mixed for shapes (repeatable)")
+    train.add_argument("--data", default="shapes", choices=DATA)
+    data_arguments(train)
     train.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     train.add_argument("--vision", choices=["vit", "resnet"], help="image encoder (resnet: the preset's ResNet twin)")
     train.add_argument("--out", default="runs/shapes-tiny", help="run folder: checkpoints, metrics, plots")
@@ -56,7 +63,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
     evaluate = commands.add_parser("evaluate", help="measure a run; writes RUN_DIR/eval.json")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--data", help="another data set than the one trained on")
+    evaluate.add_argument("--data", choices=DATA, help="another data set than the one trained on")
+    data_arguments(evaluate)
     evaluate.add_argument("--limit", type=int, help="at most this many images per measurement "
                           "(default: zero-shot on its whole split, retrieval on the first 1,000)")
     evaluate.add_argument("--device", default="cpu")
@@ -92,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "evaluate":
         from miniclip.evaluate import evaluate_run, results_json
 
-        print(results_json(evaluate_run(args.run_dir, args.data, args.limit, args.device)))
+        options = data_set_options(args, args.data)
+        print(results_json(evaluate_run(args.run_dir, args.data, args.limit, args.device, options)))
         return 0
     from miniclip.export import export_run
 
@@ -115,20 +124,31 @@ def data_options(pairs: list[str]) -> dict:
     return options
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from miniclip.train import TrainConfig, train
-
+def data_set_options(args: argparse.Namespace, data: str | None) -> dict:
+    """--data-option, --data-root and --captions as one dict of the data set's options."""
     options = data_options(args.data_option)
     if args.data_root:
         options["root"] = args.data_root
     if args.captions:
         options["captions"] = args.captions
+    if data == "folder" and "root" not in options:
+        raise ValueError("--data folder needs --data-root DIR, the folder of your images and captions")
+    return options
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from miniclip.train import TrainConfig, train
+
+    options = data_set_options(args, args.data)
     preset = args.preset
     if args.vision == "resnet" and preset not in RESNET_TWINS.values():
         if preset not in RESNET_TWINS:
             raise ValueError(f"--vision resnet: the preset {preset!r} has no ResNet twin; "
                              f"the twins are {RESNET_TWINS}")
         preset = RESNET_TWINS[preset]
+    if args.vision == "vit" and preset in RESNET_TWINS.values():
+        raise ValueError(f"--vision vit: the preset {preset!r} is a ResNet; its ViT twin is "
+                         f"{next(vit for vit, resnet in RESNET_TWINS.items() if resnet == preset)!r}")
     config = TrainConfig(
         data=args.data, preset=preset, out=args.out, steps=args.steps, minutes=args.minutes,
         batch_size=args.batch_size, accumulate=args.accumulate, learning_rate=args.learning_rate,
@@ -141,7 +161,7 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = train(config, resume=args.resume)
     except KeyboardInterrupt:
         return 130
-    if args.evaluate:
+    if args.evaluate and os.environ.get("RANK", "0") == "0":  # under torchrun, one process measures
         from miniclip.evaluate import evaluate_run, results_json
 
         print(results_json(evaluate_run(run_dir)))

@@ -80,6 +80,19 @@ def fused_attention(
     return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
 
 
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, T, C) -> (B, H, T, C / H): head h gets channels h*d ... (h+1)*d - 1."""
+    batch, length, width = x.shape
+    head_dim = width // num_heads
+    return x.reshape(batch, length, num_heads, head_dim).transpose(1, 2)  # (B, H, T, d)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, d) -> (B, T, H * d), the inverse of split_heads."""
+    batch, heads, length, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, length, heads * head_dim)  # (B, T, H*d)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention: project to queries, keys and values, attend per head, merge."""
 
@@ -100,13 +113,10 @@ class Attention(nn.Module):
         return F.linear(x, weight, bias).chunk(3, dim=-1)  # 3 x (B, T, C)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, width = x.shape
-        head_dim = width // self.num_heads
-        return x.reshape(batch, length, self.num_heads, head_dim).transpose(1, 2)  # (B, H, T, d)
+        return split_heads(x, self.num_heads)  # (B, H, T, d)
 
     def merge_heads(self, x: torch.Tensor) -> torch.Tensor:
-        batch, heads, length, head_dim = x.shape
-        return x.transpose(1, 2).reshape(batch, length, heads * head_dim)  # (B, T, H*d)
+        return merge_heads(x)  # (B, T, H*d)
 
     def forward(
         self,

@@ -27,11 +27,16 @@ def setup(device: str = "auto") -> tuple[int, int, torch.device]:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return 0, 1, torch.device(device)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda" and local_rank >= torch.cuda.device_count():
+        raise ValueError(
+            f"process {local_rank} of this machine needs GPU {local_rank}, but PyTorch sees "
+            f"{torch.cuda.device_count()}: start at most that many processes per machine "
+            "(--nproc_per_node), or train on the CPU with --device cpu")
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device == "cuda" else "gloo")
     rank = dist.get_rank()
     if device == "cuda":
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local_rank)
         return rank, world_size, torch.device("cuda", local_rank)
     return rank, world_size, torch.device("cpu")

@@ -270,8 +270,12 @@ def checkpoint_tokenizer(folder: str | Path) -> Tokenizer:
 
 
 def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None = None,
-                 device: str = "cpu") -> dict[str, Any]:
-    """Measure a run's newest checkpoint; write RUN_DIR/eval.json and its figures."""
+                 device: str = "cpu", options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Measure a run's newest checkpoint; write RUN_DIR/eval.json and its figures.
+
+    `data` defaults to the data set trained on, with its options; `options` (a `root`, say,
+    where the data now lies) are added to those, or are the options of another `data`.
+    """
     import matplotlib.pyplot as plt
 
     from miniclip.data import load_dataset
@@ -281,7 +285,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None
     model, tokenizer, settings = load_run(run_dir)
     model.to(device).eval()
     data = data or settings["data"]
-    options = dict(settings["data_options"]) if data == settings["data"] else {}
+    options = {**(settings["data_options"] if data == settings["data"] else {}), **(options or {})}
     if data == "shapes":
         options.setdefault("image_size", model.config.vision.image_size)
 

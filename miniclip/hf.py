@@ -34,6 +34,15 @@ def without_position_ids(state_dict: dict[str, torch.Tensor]) -> dict[str, torch
     return {key: value for key, value in state_dict.items() if not key.endswith("position_ids")}
 
 
+LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
+
+
+def has_weights(directory: Path) -> bool:
+    """Whether `directory` holds a checkpoint's weights in a form `load_weights` reads."""
+    return any((directory / name).exists()
+               for name in (WEIGHTS_NAME, "model.safetensors.index.json", LEGACY_WEIGHTS_NAME))
+
+
 def load_weights(directory: Path) -> dict[str, torch.Tensor]:
     """Every tensor of a Hugging Face checkpoint folder (single or sharded safetensors)."""
     single = directory / WEIGHTS_NAME
@@ -43,7 +52,7 @@ def load_weights(directory: Path) -> dict[str, torch.Tensor]:
     if index.exists():
         shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
         return {key: value for shard in shards for key, value in load_file(directory / shard).items()}
-    legacy = directory / "pytorch_model.bin"
+    legacy = directory / LEGACY_WEIGHTS_NAME
     if legacy.exists():
         # Old hub checkpoints are pickles. weights_only=True uses PyTorch's restricted
         # unpickler, which rebuilds tensors and refuses anything that could run code.
@@ -62,28 +71,38 @@ def cached_snapshot(repo_id: str) -> Path:
         folder = snapshot_download(
             repo_id,
             local_files_only=True,
-            allow_patterns=[CONFIG_NAME, "*.safetensors", "*.json", "pytorch_model.bin"],
+            allow_patterns=[CONFIG_NAME, "*.safetensors", "*.json", LEGACY_WEIGHTS_NAME],
         )
     except Exception as error:  # the hub library raises several kinds for "not cached"
         raise FileNotFoundError(
             f"{repo_id!r} is neither a folder nor in the local Hugging Face cache, and miniclip "
-            "never downloads. On a machine with internet, run "
-            f"`hf download {repo_id} --include '*.safetensors' --include '*.json'` (without "
-            "--include it fetches every weight format the repository has; `huggingface-cli "
-            "download` in older versions of huggingface_hub) or "
-            f"transformers.CLIPModel.from_pretrained({repo_id!r}) once; the weights then load "
+            f"never downloads. On a machine with internet, run once\n{download_hint(repo_id)}\n"
+            f"or transformers.CLIPModel.from_pretrained({repo_id!r}); the weights then load "
             "offline from the cache."
         ) from error
     return Path(folder)
 
 
+def download_hint(repo_id: str) -> str:
+    """The commands that put `repo_id`'s weights and settings in the local Hugging Face cache.
+
+    Without --include, the hub fetches every weight format the repository has, several
+    times as much. huggingface_hub 1.x repeats --include for each pattern; the 0.x command
+    takes them all after one --include (a second one would replace the first).
+    """
+    return (f"    hf download {repo_id} --include '*.safetensors' --include '*.json'\n"
+            f"    (huggingface_hub before 1.0: huggingface-cli download {repo_id} "
+            "--include '*.safetensors' '*.json')")
+
+
 def is_cached(repo_id: str) -> bool:
-    """Whether `repo_id` can be loaded offline (used to skip what needs OpenAI's weights)."""
+    """Whether `repo_id` can be loaded offline (used to skip what needs OpenAI's weights):
+    its settings and its weights, not its settings alone."""
     try:
         folder = cached_snapshot(repo_id)
     except FileNotFoundError:
         return False
-    return (folder / CONFIG_NAME).exists()
+    return (folder / CONFIG_NAME).exists() and has_weights(folder)
 
 
 def config_json(config: CLIPConfig) -> str:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from miniclip.attention import attention_weights, fused_attention
+from miniclip.attention import attention_weights, fused_attention, split_heads
 from miniclip.config import ResNetConfig
 from miniclip.transformer import EncoderOutput
 from miniclip.vision import check_pixel_values
@@ -85,11 +85,20 @@ class AttentionPool2d(nn.Module):
         self.k_proj = nn.Linear(width, width)
         self.v_proj = nn.Linear(width, width)
         self.c_proj = nn.Linear(width, output_dim)  # the output projection, into the joint space
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """OpenAI's initialisation (clip/model.py): normal with std width^-1/2; biases zero,
+        as everywhere in miniclip."""
+        std = self.c_proj.in_features**-0.5
+        nn.init.normal_(self.positional_embedding, std=std)
+        for projection in (self.q_proj, self.k_proj, self.v_proj, self.c_proj):
+            nn.init.normal_(projection.weight, std=std)
+            nn.init.zeros_(projection.bias)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, width = x.shape
-        head_dim = width // self.num_heads
-        return x.view(batch, length, self.num_heads, head_dim).transpose(1, 2)  # (B, nh, T, d)
+        return split_heads(x, self.num_heads)  # (B, nh, T, d)
 
     def forward(
         self, x: torch.Tensor, output_attentions: bool = False
@@ -135,22 +144,18 @@ class ModifiedResNet(nn.Module):
         grid_size = config.image_size // 32
         self.attnpool = AttentionPool2d(
             grid_size, config.feature_size, config.num_attention_heads, output_dim
-        )
-        self.reset_parameters()
+        )  # which draws its own weights
+        self.zero_block_gains()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """OpenAI's initialisation of the attention pool and of the blocks (clip/model.py).
+        """OpenAI's initialisation (clip/model.py) of the attention pool and of the blocks.
+        Convolutions and BatchNorms keep PyTorch's defaults."""
+        self.attnpool.reset_parameters()
+        self.zero_block_gains()
 
-        Convolutions and BatchNorms keep PyTorch's defaults; the pool's biases are zero,
-        as everywhere in miniclip.
-        """
-        pool = self.attnpool
-        std = pool.c_proj.in_features**-0.5
-        nn.init.normal_(pool.positional_embedding, std=std)
-        for projection in (pool.q_proj, pool.k_proj, pool.v_proj, pool.c_proj):
-            nn.init.normal_(projection.weight, std=std)
-            nn.init.zeros_(projection.bias)
+    @torch.no_grad()
+    def zero_block_gains(self) -> None:
         # A zero gain on each block's last BatchNorm makes every block start as its
         # shortcut, so the deep network starts shallow (Goyal et al., 2017).
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):

@@ -35,7 +35,6 @@ from __future__ import annotations
 import gzip
 import html
 import json
-import math
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -155,6 +154,47 @@ def learn_merges(word_counts: Counter[str], n_tokens: int) -> list[tuple[str, st
     return merges
 
 
+def bpe(word: str, merge_rank: dict[tuple[str, str], int]) -> list[str]:
+    """A word as vocabulary tokens: merge adjacent pairs, the lowest-ranked merge first."""
+    symbols = word_to_symbols(word)
+    while len(symbols) > 1:
+        pair = min(pairwise(symbols), key=lambda p: merge_rank.get(p, float("inf")))
+        if pair not in merge_rank:
+            break
+        symbols = merge_pair(symbols, pair)
+    return symbols
+
+
+def tokenize(tokenizer: Tokenizer, texts: str | list[str], context_length: int = 77,
+             padding: str = "max_length", truncation: bool = True) -> dict[str, torch.Tensor]:
+    """What `tokenizer(texts, ...)` returns: `input_ids` and `attention_mask`, both (B, L).
+
+    Each row is `<|startoftext|>`, the text's ids, `<|endoftext|>`, then padding;
+    padding="max_length" pads to context_length, "longest" to the longest row. The mask is
+    1 on tokens, 0 on padding.
+    """
+    if padding not in ("max_length", "longest"):
+        raise ValueError(f"padding must be 'max_length' or 'longest', not {padding!r}")
+    texts = [texts] if isinstance(texts, str) else texts
+    rows = []
+    for text in texts:
+        ids = tokenizer.encode(text)
+        if len(ids) + 2 > context_length:
+            if not truncation:
+                preview = text if len(text) <= 60 else text[:57] + "..."
+                raise ValueError(f"text {preview!r} has {len(ids)} tokens, {len(ids) + 2} with "
+                                 f"<|startoftext|> and <|endoftext|>, more than context_length="
+                                 f"{context_length}; pass truncation=True to cut it")
+            ids = ids[:context_length - 2]  # the row still ends with <|endoftext|>
+        rows.append([tokenizer.bos_token_id, *ids, tokenizer.eos_token_id])
+    length = context_length if padding == "max_length" else max(map(len, rows), default=0)
+    input_ids = [row + [tokenizer.pad_token_id] * (length - len(row)) for row in rows]
+    attention_mask = [[1] * len(row) + [0] * (length - len(row)) for row in rows]
+    shape = (len(rows), length)  # (B, L), also for an empty batch
+    return {"input_ids": torch.tensor(input_ids, dtype=torch.long).view(shape),
+            "attention_mask": torch.tensor(attention_mask, dtype=torch.long).view(shape)}
+
+
 class Tokenizer:
     """Text to CLIP token ids and back; `tokenizer(texts)` gives padded model inputs."""
 
@@ -259,14 +299,7 @@ class Tokenizer:
         return WORD.findall(self.clean(text))
 
     def bpe(self, word: str) -> list[str]:
-        """A word as vocabulary tokens: merge adjacent pairs, the lowest-ranked merge first."""
-        symbols = word_to_symbols(word)
-        while len(symbols) > 1:
-            pair = min(pairwise(symbols), key=lambda p: self.merge_rank.get(p, math.inf))
-            if pair not in self.merge_rank:
-                break
-            symbols = merge_pair(symbols, pair)
-        return symbols
+        return bpe(word, self.merge_rank)
 
     def encode_word(self, word: str) -> list[int]:
         ids = self.cache.get(word)
@@ -308,31 +341,5 @@ class Tokenizer:
 
     def __call__(self, texts: str | Sequence[str], context_length: int | None = None,
                  padding: str = "max_length", truncation: bool = True) -> dict[str, torch.Tensor]:
-        """Token ids of a batch, each row `<|startoftext|> ... <|endoftext|>` then padding.
-
-        padding="max_length" pads to context_length, "longest" to the longest row.
-        Returns `input_ids` and `attention_mask` (1 on tokens, 0 on padding), both (B, L).
-        """
-        if padding not in ("max_length", "longest"):
-            raise ValueError(f"padding must be 'max_length' or 'longest', not {padding!r}")
-        texts = [texts] if isinstance(texts, str) else texts
-        context_length = context_length or self.context_length
-        rows = [self.with_special_tokens(text, context_length, truncation) for text in texts]
-        length = context_length if padding == "max_length" else max(map(len, rows), default=0)
-        input_ids = [row + [self.pad_token_id] * (length - len(row)) for row in rows]
-        attention_mask = [[1] * len(row) + [0] * (length - len(row)) for row in rows]
-        shape = (len(rows), length)  # (B, L), also for an empty batch
-        return {"input_ids": torch.tensor(input_ids, dtype=torch.long).view(shape),
-                "attention_mask": torch.tensor(attention_mask, dtype=torch.long).view(shape)}
-
-    def with_special_tokens(self, text: str, context_length: int, truncation: bool) -> list[int]:
-        """`<|startoftext|>`, the text's ids, `<|endoftext|>`; cut to context_length if allowed."""
-        ids = self.encode(text)
-        if len(ids) + 2 > context_length:
-            if not truncation:
-                preview = text if len(text) <= 60 else text[:57] + "..."
-                raise ValueError(f"text {preview!r} has {len(ids)} tokens, {len(ids) + 2} with "
-                                 f"<|startoftext|> and <|endoftext|>, more than context_length="
-                                 f"{context_length}; pass truncation=True to cut it")
-            ids = ids[:context_length - 2]
-        return [self.bos_token_id, *ids, self.eos_token_id]
+        """`tokenize(self, texts, ...)`; context_length defaults to the tokenizer's."""
+        return tokenize(self, texts, context_length or self.context_length, padding, truncation)

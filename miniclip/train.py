@@ -82,6 +82,18 @@ class TrainConfig:
             raise ValueError(f"accumulate is a number of micro-batches per step, at least 1; got {self.accumulate}")
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
+        if self.steps is not None and self.minutes is not None:
+            raise ValueError(f"give steps or minutes, not both (got steps={self.steps}, minutes={self.minutes})")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps is a number of optimizer steps, at least 1; got {self.steps}")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ValueError(f"minutes is a time budget, more than 0; got {self.minutes}")
+        for name in ("checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} is a number of steps, at least 1 (the end of a run "
+                                 f"always saves and logs); got {getattr(self, name)}")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every is a number of steps, or 0 for no validation; got {self.eval_every}")
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -152,12 +164,18 @@ def gathered_embeddings(forward: nn.Module, batch: dict[str, torch.Tensor]) -> t
     return text, image
 
 
+def contrastive_loss(text: torch.Tensor, image: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """clip_loss of (N*B, D) text and image embeddings, in float32 even under autocast: at a
+    scale near 100, bfloat16 logits would be off by a quarter or more."""
+    with torch.autocast(text.device.type, enabled=False):
+        return clip_loss(scale.float() * text.float() @ image.float().t())  # logits (N*B, N*B)
+
+
 def batch_loss(model: nn.Module, forward: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The contrastive loss of this process's share of a batch, over the whole batch:
     each image is contrasted with all texts of the global batch."""
     text, image = gathered_embeddings(forward, batch)
-    logits_per_text = unwrap(model).logit_scale.exp() * text @ image.t()  # (N*B, N*B)
-    return clip_loss(logits_per_text)
+    return contrastive_loss(text, image, unwrap(model).logit_scale.exp())
 
 
 def split_batch(batch: dict[str, torch.Tensor], parts: int) -> list[dict[str, torch.Tensor]]:
@@ -218,7 +236,7 @@ def accumulated_backward(
                 text = torch.cat([text for text, _ in embeddings])  # the whole batch's
                 image = torch.cat([image for _, image in embeddings])
                 scale = unwrap(model).logit_scale.exp()
-                loss = clip_loss((scale if last else scale.detach()) * text @ image.t())
+                loss = contrastive_loss(text, image, scale if last else scale.detach())
             backward(loss)
     return loss.item()
 
@@ -277,12 +295,13 @@ class Trainer:
             fused=True,  # one kernel for all parameters: several times faster than a loop
         )
         self.step = 0
-        self.total_steps = config.steps or (None if config.minutes else DEFAULT_STEPS)
+        self.total_steps = config.steps if config.steps is not None else (None if config.minutes else DEFAULT_STEPS)
         self.timings = [(0.0, 0)]  # with --minutes: (seconds, steps) since the start, at each plan
-        if resume:
-            self.resume()
+        saved_scaler = self.resume() if resume else {}
         self.precision = resolve_precision(config.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        if saved_scaler and self.scaler.is_enabled():
+            self.scaler.load_state_dict(saved_scaler)  # fp16: the loss scale it had reached
         self.forward = self.model
         self.no_sync = nullcontext  # DistributedDataParallel's, with several processes
         if self.world_size > 1:
@@ -316,16 +335,17 @@ class Trainer:
             tokenizer.save_pretrained(saved)
         return tokenizer
 
-    def resume(self) -> None:
+    def resume(self) -> dict[str, Any]:
+        """Load the newest intact checkpoint; returns the fp16 gradient scaler's saved state."""
         found = latest_checkpoint(self.run_dir / "checkpoints")
         if found is None:
             self.log(f"no checkpoint in {self.run_dir / 'checkpoints'}; starting afresh")
-            return
+            return {}
         checkpoint, state = found
         saved = state["train"]
         defaults = {"augment": "none"}  # settings that runs of older versions did not record
-        for key in ("data", "preset", "batch_size", "accumulate", "seed", "learning_rate", "vocab_size",
-                    "data_options", "augment"):
+        for key in ("data", "preset", "batch_size", "accumulate", "seed", "learning_rate", "weight_decay",
+                    "vocab_size", "data_options", "augment"):
             if saved.get(key, defaults.get(key)) != getattr(self.config, key):
                 raise ValueError(
                     f"--resume: this run was started with {key}={saved.get(key, defaults.get(key))!r}, not "
@@ -333,8 +353,47 @@ class Trainer:
         self.model.load_state_dict(CLIP.from_pretrained(checkpoint).state_dict())
         load_training_state(checkpoint, state, self.optimizer)
         self.step = state["step"]
-        self.total_steps = self.config.steps or state["total_steps"]  # --steps may extend a run
-        self.log(f"resumed from {checkpoint} at step {self.step} of {self.total_steps}")
+        self.total_steps = self.resumed_total_steps(saved.get("minutes"), state["total_steps"])
+        self.drop_metrics_after(self.step)
+        planned = "to be planned" if self.total_steps is None else str(self.total_steps)
+        self.log(f"resumed from {checkpoint} at step {self.step} of {planned}")
+        return state.get("grad_scaler", {})
+
+    def resumed_total_steps(self, saved_minutes: float | None, saved_total: int | None) -> int | None:
+        """The step count a resumed run trains to (None: plan it from the speed, with --minutes).
+
+        --steps sets it (and may extend a run); --minutes with another budget than the run's
+        plans the rest anew, that many minutes from now; otherwise the run keeps its plan,
+        so that an interrupted run ends where it would have. A --minutes run stopped before
+        it had planned anything plans from now, on its own budget.
+        """
+        config = self.config
+        if config.steps is not None:
+            return config.steps
+        if config.minutes is not None and config.minutes != saved_minutes:
+            return None
+        if saved_total is None:
+            config.minutes = saved_minutes
+        return saved_total
+
+    def drop_metrics_after(self, step: int) -> None:
+        """Forget the metrics of steps after `step`: a resumed run logs them again."""
+        path = self.run_dir / "metrics.jsonl"
+        if self.rank != 0 or not path.exists():
+            return
+
+        def up_to_step(line: str) -> bool:
+            try:
+                return json.loads(line)["step"] <= step
+            except (json.JSONDecodeError, KeyError, TypeError):  # a line cut short by a crash
+                return False
+
+        lines = path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if up_to_step(line)]
+        if len(kept) < len(lines):
+            partial = path.with_suffix(".jsonl.partial")
+            partial.write_text("".join(kept))
+            partial.replace(path)
 
     # --- the loop -----------------------------------------------------------------
 
@@ -404,14 +463,18 @@ class Trainer:
                 record = {"step": self.step, "loss": round(loss, 5),
                           "lr": self.optimizer.param_groups[0]["lr"],
                           "temperature": math.exp(-unwrap(self.model).logit_scale.item())}
-                if self.step % config.log_every == 0 or self.step == self.total_steps:
+                last = self.step == self.total_steps
+                logging = self.step % config.log_every == 0 or last
+                if logging:
                     now = time.perf_counter()
                     samples = (self.step - window_step) * config.batch_size
                     record["samples_per_s"] = round(samples / max(now - window_start, 1e-9), 1)
                     record["elapsed_s"] = round(now - started, 1)
                     window_start, window_step = now, self.step
-                    if config.eval_every and (self.step % config.eval_every == 0 or self.step == self.total_steps):
-                        record.update(self.validate())
+                validating = config.eval_every and (self.step % config.eval_every == 0 or last)
+                if validating:
+                    record.update(self.validate())
+                if logging or validating:
                     self.write_metrics(record)
                 progress.update(record, self.total_steps)
                 if on_step is not None:
@@ -470,7 +533,8 @@ class Trainer:
 
     def save(self) -> None:
         if self.rank == 0:
-            extra = {"total_steps": self.total_steps, "train": dataclasses.asdict(self.config)}
+            extra = {"total_steps": self.total_steps, "train": dataclasses.asdict(self.config),
+                     "grad_scaler": self.scaler.state_dict()}  # {} unless fp16
             save_checkpoint(self.run_dir / "checkpoints", unwrap(self.model), self.optimizer,
                             self.step, extra, tokenizer=self.tokenizer)
         distributed.barrier()

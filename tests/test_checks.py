@@ -1,5 +1,6 @@
 """Every exercise check accepts the reference and rejects plausible wrong answers, saying why."""
 
+import inspect
 import math
 
 import pytest
@@ -296,10 +297,24 @@ class MaskNotPassed(Encoder):
         return super().forward(x, None, causal, output_hidden_states, output_attentions)
 
 
+class AlwaysCausal(Encoder):
+    def forward(self, x, mask=None, causal=False, output_hidden_states=False,
+                output_attentions=False):
+        return super().forward(x, mask, True, output_hidden_states, output_attentions)
+
+
+class NeverCausal(Encoder):
+    def forward(self, x, mask=None, causal=False, output_hidden_states=False,
+                output_attentions=False):
+        return super().forward(x, mask, False, output_hidden_states, output_attentions)
+
+
 WRONG_ENCODERS = {
     "hidden_states without the input": (HiddenStatesWithoutInput, "num_hidden_layers + 1"),
     "first layer only": (FirstLayerOnly, "first layer"),
     "mask not passed": (MaskNotPassed, "padding mask was not passed"),
+    "always causal": (AlwaysCausal, "did not get causal=False: pass `causal` on to every layer"),
+    "never causal": (NeverCausal, "did not get causal=True: pass `causal` on to every layer"),
 }
 
 # ---- wrong answers, chapters 04 and 07 ------------------------------------------------
@@ -381,6 +396,20 @@ def test_show_solution_prints_the_reference(capsys):
     assert out.startswith("# miniclip/attention.py\ndef causal_mask(")
     with pytest.raises(KeyError, match="causal_mask"):
         checks.show_solution("causal_masks")
+
+
+@pytest.mark.parametrize("name, check, parameters", [
+    ("split_heads", checks.check_split_heads, ["x", "num_heads"]),
+    ("merge_heads", checks.check_merge_heads, ["x"]),
+])
+def test_shown_solution_has_the_exercises_signature_and_passes_its_check(name, check, parameters,
+                                                                          capsys):
+    checks.show_solution(name)
+    namespace = {"torch": torch}  # what the chapter's notebook has imported by then
+    exec(capsys.readouterr().out, namespace)
+    assert list(inspect.signature(namespace[name]).parameters) == parameters
+    check(namespace[name])
+    assert capsys.readouterr().out.startswith(f"✓ {name}: ")
 
 
 def test_loss_reference_is_ln_n_at_uniform_logits():

@@ -1,6 +1,7 @@
 """Chapter 01's checks accept miniclip's answers and reject plausible wrong ones, saying why;
 its figures show what they claim."""
 
+import inspect
 from collections import Counter
 from itertools import pairwise
 from types import SimpleNamespace
@@ -309,6 +310,22 @@ def test_unfinished_exercise_prints_a_line_instead_of_raising(capsys):
 
     checks.check_bpe(bpe)
     assert capsys.readouterr().out.startswith("⏳ bpe: not written yet")
+
+
+@pytest.mark.parametrize("name, check, parameters", [
+    ("bpe", checks.check_bpe, ["word", "merge_rank"]),
+    ("tokenize", checks.check_tokenize,
+     ["tokenizer", "texts", "context_length", "padding", "truncation"]),
+])
+def test_shown_solution_has_the_exercises_signature_and_passes_its_check(name, check, parameters,
+                                                                          capsys):
+    checks.show_solution(name)
+    namespace = {"pairwise": pairwise, "torch": torch, "Tokenizer": Tokenizer,  # the notebook's
+                 "word_to_symbols": word_to_symbols, "merge_pair": merge_pair}  # imports by then
+    exec(capsys.readouterr().out, namespace)
+    assert list(inspect.signature(namespace[name]).parameters) == parameters
+    check(namespace[name])
+    assert capsys.readouterr().out.startswith(f"✓ {name}: ")
 
 
 def test_split_words_solution_shows_miniclips_pattern(capsys):

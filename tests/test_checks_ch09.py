@@ -29,10 +29,12 @@ REFERENCES = [
 # ---- wrong answers ----------------------------------------------------------------------
 
 
-def groups_by(rule):
+def groups_by(rule, trainable_only=True):
     def wrong(model, weight_decay):
-        decay = [p for name, p in model.named_parameters() if rule(name, p)]
-        keep = [p for name, p in model.named_parameters() if not rule(name, p)]
+        named = [(name, p) for name, p in model.named_parameters()
+                 if p.requires_grad or not trainable_only]
+        decay = [p for name, p in named if rule(name, p)]
+        keep = [p for name, p in named if not rule(name, p)]
         return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
     return wrong
 
@@ -66,6 +68,8 @@ WRONG_PARAMETER_GROUPS = {
     "gains and biases left out": (matrices_only, "in no group"),
     "logit_scale decayed": (groups_by(lambda name, p: p.dim() >= 2 or name == "logit_scale"),
                             "temperature"),
+    "frozen parameters kept": (groups_by(lambda name, p: p.dim() >= 2, trainable_only=False),
+                               "leave out the parameters with requires_grad=False"),
 }
 
 
@@ -110,8 +114,15 @@ WRONG_TRAIN_STEPS = {
     "no optimizer step": (clamped_only, "optimizer.step() ran 0 times"),
 }
 
+
+def overfit_with_adamw_defaults(model, batch, steps, learning_rate):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    return [train_step(model, optimizer, batch, learning_rate) for _ in range(steps)]
+
+
 WRONG_OVERFITS = {
     "new optimizer each step": (overfit_with(fresh_optimizer=True), "make it once"),
+    "AdamW's default weight decay": (overfit_with_adamw_defaults, "default weight_decay=0.01"),
     "weight decay": (overfit_with(weight_decay=0.1), "with weight decay"),
     "SGD": (overfit_with(sgd=True), "SGD"),
     "one step too many": (overfit_with(extra=1), "one per step"),

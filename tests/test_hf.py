@@ -69,6 +69,19 @@ def test_uncached_hub_id_fails_offline_with_a_way_out(tmp_path, monkeypatch):
         CLIP.from_pretrained("openai/clip-vit-base-patch32-not-here")
 
 
+def test_a_cached_repository_without_weights_is_not_taken_for_one(tmp_path, monkeypatch):
+    # what an older hub command leaves when its second --include replaced the first
+    snapshot = tmp_path / "models--someone--clip" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (tmp_path / "models--someone--clip" / "refs").mkdir()
+    (tmp_path / "models--someone--clip" / "refs" / "main").write_text("0123abcd")
+    CLIP(SMALL).save_pretrained(snapshot)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))  # read at import
+    assert is_cached("someone/clip")
+    (snapshot / "model.safetensors").unlink()
+    assert not is_cached("someone/clip")
+
+
 @pytest.mark.skipif(not is_cached("openai/clip-vit-base-patch32"),
                     reason="openai/clip-vit-base-patch32 is not in the local Hugging Face cache")
 def test_openai_weights_give_transformers_outputs():

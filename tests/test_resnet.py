@@ -174,6 +174,16 @@ def test_attention_pool_is_the_projection():
     assert torch.equal(model.encode_image(pixels), pooled)
 
 
+def test_an_attention_pool_on_its_own_starts_drawn_as_openai_draws_it():
+    from miniclip.resnet import AttentionPool2d
+
+    torch.manual_seed(0)
+    pool = AttentionPool2d(grid_size=4, width=256, num_heads=4, output_dim=32)  # torch.empty before
+    assert pool.positional_embedding.std().item() == pytest.approx(256**-0.5, rel=0.05)
+    assert pool.q_proj.weight.std().item() == pytest.approx(256**-0.5, rel=0.05)
+    assert all(not projection.bias.any() for projection in (pool.q_proj, pool.k_proj, pool.v_proj, pool.c_proj))
+
+
 def test_every_block_starts_as_its_shortcut():
     # OpenAI's initialisation zeroes each block's last BatchNorm gain (eval: running stats)
     model = CLIP(SMALL).eval()

@@ -25,6 +25,7 @@ from miniclip.train import (
     batch_loss,
     buffers_kept,
     clamp_logit_scale,
+    contrastive_loss,
     learning_rate_at,
     parameter_groups,
     split_batch,
@@ -314,6 +315,94 @@ def test_resume_refuses_other_settings(tmp_path, uninterrupted):
         Trainer(small_run(uninterrupted, batch_size=16), resume=True)
     with pytest.raises(ValueError, match="augment='none', not 'affine'"):
         Trainer(small_run(uninterrupted, augment="affine"), resume=True)
+    with pytest.raises(ValueError, match="weight_decay=0.1, not 0.5"):  # AdamW's groups keep the old one
+        Trainer(small_run(uninterrupted, weight_decay=0.5), resume=True)
+
+
+def test_resume_keeps_the_plan_unless_told_otherwise(uninterrupted):
+    assert Trainer(small_run(uninterrupted, steps=None), resume=True).total_steps == 6
+    assert Trainer(small_run(uninterrupted, steps=9), resume=True).total_steps == 9  # --steps extends
+    assert Trainer(small_run(uninterrupted, steps=None, minutes=1), resume=True).total_steps is None
+
+
+def test_a_minutes_run_stopped_before_its_plan_resumes_and_plans(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        train(small_run(tmp_path, steps=None, minutes=0.05), on_step=Interrupt(at=3))
+    _, state = latest_checkpoint(tmp_path / "checkpoints")
+    assert state["step"] == 3 and state["total_steps"] is None  # stopped before the first plan
+    trainer = Trainer(small_run(tmp_path, steps=None), resume=True)  # neither --steps nor --minutes
+    assert trainer.config.minutes == 0.05 and trainer.total_steps is None
+    trainer.run()
+    assert trainer.step == trainer.total_steps > 3
+
+
+def test_resume_of_an_fp16_run_keeps_its_loss_scale(tmp_path, monkeypatch):
+    # fp16 is for GPUs; PyTorch's CPU autocast and gradient scaler take the same calls
+    monkeypatch.setattr("miniclip.train.resolve_precision", lambda precision, device: "fp16")
+    trainer = Trainer(small_run(tmp_path))
+    trainer.train_step(trainer.batches())
+    trainer.scaler.update(new_scale=512.0)  # where overflows would have brought it down
+    trainer.save()
+    assert Trainer(small_run(tmp_path), resume=True).scaler.get_scale() == 512.0
+
+
+def test_more_processes_than_gpus_are_refused_before_they_start(monkeypatch):
+    from miniclip import distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(ValueError, match="process 1 of this machine needs GPU 1, but PyTorch sees 1"):
+        distributed.setup("auto")
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path, uninterrupted):
+    import shutil
+
+    shutil.copytree(uninterrupted, tmp_path / "run")
+    newest = sorted((tmp_path / "run" / "checkpoints").iterdir())[-1]
+    shutil.rmtree(newest)  # a crash after step 6 was logged, before its checkpoint was written
+    with open(tmp_path / "run" / "metrics.jsonl", "a") as file:
+        file.write('{"step": 7, "lo')  # and a line cut short
+    trainer = Trainer(small_run(tmp_path / "run"), resume=True)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert trainer.step == 4 and steps == [1, 2, 3, 4]
+    trainer.run()
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_validation_runs_at_its_own_steps_not_only_at_logged_ones(tmp_path):
+    train(small_run(tmp_path, steps=4, log_every=4, eval_every=3, eval_size=8))
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in records] == [3, 4]
+    assert "val_i2t_recall@5" in records[0] and "samples_per_s" not in records[0]
+    assert "val_i2t_recall@5" in records[1] and "samples_per_s" in records[1]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"steps": 0}, "steps is a number of optimizer steps, at least 1; got 0"),
+    ({"steps": None, "minutes": 0}, "minutes is a time budget, more than 0; got 0"),
+    ({"minutes": 1}, "give steps or minutes, not both"),
+    ({"checkpoint_every": 0}, "checkpoint_every is a number of steps, at least 1"),
+    ({"eval_every": -1}, "eval_every is a number of steps, or 0 for no validation; got -1"),
+])
+def test_settings_that_mean_nothing_are_refused(tmp_path, changes, message):
+    with pytest.raises(ValueError, match=message):
+        small_run(tmp_path, **changes)
+
+
+def test_the_loss_is_taken_in_float32_under_autocast():
+    generator = torch.Generator().manual_seed(0)
+    text = torch.nn.functional.normalize(torch.randn(16, 8, generator=generator), dim=-1)
+    image = torch.nn.functional.normalize(torch.randn(16, 8, generator=generator), dim=-1)
+    scale = torch.tensor(100.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = contrastive_loss(text, image, scale)
+        assert (scale * text @ image.t()).dtype == torch.bfloat16  # what autocast would do to the logits
+    assert loss.dtype == torch.float32
+    assert torch.equal(loss, contrastive_loss(text, image, scale))
 
 
 def test_augmented_pictures_are_drawn_per_item_and_epoch():
@@ -406,6 +495,9 @@ def test_the_command_line_trains_a_resnet(tmp_path):
                  "--eval-every", "0", "--vocab-size", "600"]) == 0
     model, _, settings = load_run(out)
     assert settings["preset"] == "tiny-resnet" and model.config.vision.kind == "resnet"
+    exported = tmp_path / "exported"
+    assert main(["export", out, "--hf", str(exported)]) == 2  # transformers has no ResNet CLIP
+    assert not exported.exists()
 
 
 def test_data_options_from_the_command_line_stay_with_the_run_and_bind_a_resume(tmp_path, capsys):
@@ -473,3 +565,35 @@ def test_vision_resnet_refuses_a_preset_without_a_twin(capsys):
 
     assert main(["train", "--preset", "small", "--vision", "resnet", "--out", "unused"]) == 2
     assert "the preset 'small' has no ResNet twin" in capsys.readouterr().err
+    assert main(["train", "--preset", "tiny-resnet", "--vision", "vit", "--out", "unused"]) == 2
+    assert "the preset 'tiny-resnet' is a ResNet; its ViT twin is 'tiny'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["train", "--out", "unused"], ["evaluate", "unused"]])
+def test_folder_data_without_its_folder_is_named(command, capsys):
+    from miniclip.__main__ import main
+
+    assert main([*command, "--data", "folder"]) == 2
+    assert "--data folder needs --data-root DIR" in capsys.readouterr().err
+
+
+def test_evaluate_takes_where_the_data_lies(monkeypatch, capsys):
+    import miniclip.__main__ as cli
+
+    asked = {}
+    monkeypatch.setattr("miniclip.evaluate.evaluate_run",
+                        lambda run, data, limit, device, options: asked.update(options=options) or {})
+    assert cli.main(["evaluate", "run", "--data", "fashion", "--data-root", "/elsewhere"]) == 0
+    assert asked["options"] == {"root": "/elsewhere"}
+
+
+def test_under_torchrun_one_process_evaluates(monkeypatch):
+    import miniclip.__main__ as cli
+
+    measured = []
+    monkeypatch.setattr("miniclip.train.train", lambda config, resume: config.out)
+    monkeypatch.setattr("miniclip.evaluate.evaluate_run", lambda run: measured.append(run) or {})
+    for rank in ("1", "0"):
+        monkeypatch.setenv("RANK", rank)
+        assert cli.main(["train", "--out", f"run-{rank}", "--evaluate"]) == 0
+    assert measured == ["run-0"]

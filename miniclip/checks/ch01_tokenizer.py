@@ -13,7 +13,6 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from itertools import pairwise
-from types import SimpleNamespace
 from typing import Any
 
 import regex
@@ -355,21 +354,21 @@ def run_bpe(bpe: Callable, word: str, rank: dict, what: str) -> Any:
                           "symbol is left.") from None
 
 
-@exercise("bpe", tokenizer_module.Tokenizer.bpe)
-def check_bpe(bpe: Callable) -> str:
+@exercise("bpe", tokenizer_module.bpe)
+def check_bpe(bpe_fn: Callable) -> str:
     toy_rank = {pair: rank for rank, pair in enumerate(TOY_MERGES)}
-    reference = tokenizer_module.Tokenizer.bpe
+    reference = tokenizer_module.bpe
     for word in ("abcd", "abc", "dcba"):
         what = f"bpe({word!r}, merge_rank) with the made-up merges {TOY_MERGES}"
-        expected = reference(SimpleNamespace(merge_rank=toy_rank), word)
-        compare_lists(what, run_bpe(bpe, word, toy_rank, what), expected,
+        expected = reference(word, toy_rank)
+        compare_lists(what, run_bpe(bpe_fn, word, toy_rank, what), expected,
                       bpe_mistakes(word, toy_rank))
     rank = clip_tokenizer().merge_rank
     theirs = transformers_tokenizer()
     for word in BPE_WORDS:
         what = f"bpe({word!r}, merge_rank) with CLIP's 48,894 merges"
-        got = run_bpe(bpe, word, rank, what)
-        compare_lists(what, got, reference(SimpleNamespace(merge_rank=rank), word),
+        got = run_bpe(bpe_fn, word, rank, what)
+        compare_lists(what, got, reference(word, rank),
                       bpe_mistakes(word, rank))
         their_tokens = theirs.convert_ids_to_tokens(theirs.encode(word, add_special_tokens=False))
         compare_lists(f"{what}, against transformers' CLIPTokenizer", list(got), their_tokens)
@@ -430,8 +429,8 @@ def compare_batch(what: str, got: Any, expected: dict, mistakes: Sequence[tuple[
     compare(f"{what}['attention_mask']", attention_mask, expected["attention_mask"], mask_mistakes)
 
 
-@exercise("tokenize", tokenizer_module.Tokenizer.__call__)
-def check_tokenize(tokenize: Callable) -> str:
+@exercise("tokenize", tokenizer_module.tokenize)
+def check_tokenize(tokenize_fn: Callable) -> str:
     tokenizer = clip_tokenizer()
     theirs = transformers_tokenizer()
     texts = ["a photo of a cat", "", "A RED circle above a blue square."]
@@ -444,7 +443,7 @@ def check_tokenize(tokenize: Callable) -> str:
     ]
     for case, batch, length, padding in cases:
         what = f"tokenize(tokenizer, texts, context_length={length}, padding={padding!r}) [{case}]"
-        got = tokenize(tokenizer, batch, context_length=length, padding=padding, truncation=True)
+        got = tokenize_fn(tokenizer, batch, context_length=length, padding=padding, truncation=True)
         expected = tokenizer(batch, context_length=length, padding=padding, truncation=True)
         other = "longest" if padding == "max_length" else "max_length"
         mistakes = [
@@ -476,15 +475,15 @@ def check_tokenize(tokenize: Callable) -> str:
     zero_padding = Tokenizer(tokenizer.encoder, tokenizer.merges, pad_token_id=0)  # like clip.tokenize
     what = "tokenize(tokenizer, ['a dog', 'a photo of a cat'], context_length=10) with pad_token_id=0"
     batch = ["a dog", "a photo of a cat"]
-    compare_batch(what, tokenize(zero_padding, batch, context_length=10, padding="max_length",
-                                 truncation=True),
+    compare_batch(what, tokenize_fn(zero_padding, batch, context_length=10, padding="max_length",
+                                    truncation=True),
                   zero_padding(batch, context_length=10),
                   [(batch_with(zero_padding, batch, 10, "max_length", pad=tokenizer.eos_token_id),
                     "pad with tokenizer.pad_token_id, whatever it is; OpenAI's clip.tokenize "
                     "pads with 0, as this tokenizer does.")], zero_padding)
 
     what = "tokenize(tokenizer, 'a cat', context_length=77) with one string"
-    got = tokenize(tokenizer, "a cat", context_length=77, padding="max_length", truncation=True)
+    got = tokenize_fn(tokenizer, "a cat", context_length=77, padding="max_length", truncation=True)
     input_ids, _ = batch_parts(what, got)
     if isinstance(input_ids, torch.Tensor) and input_ids.shape == (len("a cat"), 77):
         raise CheckFailed(f"{what}: shape {tuple(input_ids.shape)}, one row per character: a "
@@ -494,15 +493,15 @@ def check_tokenize(tokenize: Callable) -> str:
     fits = "a " * 6  # 6 ids: with the two special tokens exactly context_length=8
     what = f"tokenize(tokenizer, [{fits!r}], context_length=8, truncation=False)"
     try:
-        got = tokenize(tokenizer, [fits], context_length=8, padding="max_length", truncation=False)
+        got = tokenize_fn(tokenizer, [fits], context_length=8, padding="max_length", truncation=False)
     except ValueError as error:
         raise CheckFailed(f"{what} raised ValueError ({error}), but 6 ids + 2 special tokens fit "
                           "exactly in 8: raise only when len(ids) + 2 > context_length.") from None
     compare_batch(what, got, tokenizer([fits], context_length=8, truncation=False), [], tokenizer)
     what = "tokenize(tokenizer, [long_text], context_length=8, truncation=False)"
     try:
-        got = tokenize(tokenizer, [long_text], context_length=8, padding="max_length",
-                       truncation=False)
+        got = tokenize_fn(tokenizer, [long_text], context_length=8, padding="max_length",
+                          truncation=False)
     except ValueError:
         pass
     else:

@@ -117,8 +117,8 @@ def check_attention_weights(attention_weights: Callable) -> str:
             "F.scaled_dot_product_attention; no mask, causal, padding, and a query with no key")
 
 
-@exercise("split_heads", Attention.split_heads)
-def check_split_heads(split_heads: Callable) -> str:
+@exercise("split_heads", attention_module.split_heads)
+def check_split_heads(split_heads_fn: Callable) -> str:
     x = randn(2, 5, 12, seed=4)
     for heads in (3, 4, 1):
         d = 12 // heads
@@ -136,21 +136,21 @@ def check_split_heads(split_heads: Callable) -> str:
             mistakes.append((x.view(2, 5, heads, d),
                              ("the heads axis must come before the tokens: (B, H, T, d); "
                               "add .transpose(1, 2).")))
-        compare(what, split_heads(x, heads), expected, mistakes, atol=0, rtol=0)
+        compare(what, split_heads_fn(x, heads), expected, mistakes, atol=0, rtol=0)
     return "(2, 5, 12) splits into 3, 4 and 1 heads of shape (2, H, 5, 12 / H)"
 
 
-@exercise("merge_heads", Attention.merge_heads)
-def check_merge_heads(merge_heads: Callable) -> str:
+@exercise("merge_heads", attention_module.merge_heads)
+def check_merge_heads(merge_heads_fn: Callable) -> str:
     x = randn(2, 3, 5, 4, seed=5)
     expected = x.transpose(1, 2).reshape(2, 5, 12)
     mistakes = [(x.reshape(2, 5, 12),
                  ("you reshaped (B, H, T, d) straight to (B, T, H·d), which mixes tokens from "
                   "different positions; transpose(1, 2) to (B, T, H, d) first, then reshape."))]
-    compare("merge_heads(x) with x of shape (2, 3, 5, 4)", merge_heads(x), expected, mistakes,
+    compare("merge_heads(x) with x of shape (2, 3, 5, 4)", merge_heads_fn(x), expected, mistakes,
             atol=0, rtol=0)
     y = randn(2, 5, 12, seed=6)
-    compare("merge_heads(split_heads(y, 3)) should give y back", merge_heads(
+    compare("merge_heads(split_heads(y, 3)) should give y back", merge_heads_fn(
         y.view(2, 5, 3, 4).transpose(1, 2)), y, atol=0, rtol=0)
     return "(2, 3, 5, 4) merges into (2, 5, 12), and undoes split_heads"
 

@@ -175,17 +175,28 @@ def check_encoder(encoder_class: type) -> str:
         for _ in range(3):
             first_layer_only = reference.layers[0](first_layer_only, mask, True)[0]
         ignored_mask = reference(x, None, causal=True)[0]
+        not_causal = reference(x, mask, causal=False)[0]
+        causal_hint = ("the layers did not get causal={}: pass `causal` on to every layer, "
+                       "layer(x, mask, causal, output_attentions).")
         compare(call, last, expected, [
             (first_layer_only, "every step used the first layer; loop over self.layers."),
             (reference.layers[0](x, mask, True)[0],
              ("only one layer ran; x must go through "
               "all of them in turn.")),
             (ignored_mask, "the padding mask was not passed to the layers."),
+            (not_causal, causal_hint.format(True)),
         ])
         their_last = theirs(x, attention_mask=additive(combine_masks(causal_mask(6), mask)))
         compare(f"{call}, against transformers' CLIPEncoder", last, their_last.last_hidden_state)
         compare(f"{call}, hidden_states when not asked for", hidden_states, None)
         compare(f"{call}, attentions when not asked for", attentions, None)
+
+        call = "Encoder(x, mask, causal=False)"
+        last = yours(x, mask=mask, causal=False)[0]
+        compare(call, last, not_causal, [(expected, causal_hint.format(False))])
+        every_key = torch.ones(1, 1, 6, 6, dtype=torch.bool)
+        their_last = theirs(x, attention_mask=additive(combine_masks(every_key, mask)))
+        compare(f"{call}, against transformers' CLIPEncoder", last, their_last.last_hidden_state)
 
         call = "Encoder(x, mask, causal=True, output_hidden_states=True, output_attentions=True)"
         last, hidden_states, attentions = yours(x, mask=mask, causal=True,

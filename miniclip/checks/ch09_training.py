@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
 
 from miniclip import train as train_module
-from miniclip.checks.core import CheckFailed, compare, describe, exercise
+from miniclip.checks.core import CheckFailed, compare, describe, difference, exercise
 from miniclip.config import CLIPConfig, TextConfig, VisionConfig
 from miniclip.model import CLIP
 from miniclip.train import MAX_LOGIT_SCALE, batch_loss, clamp_logit_scale, parameter_groups
@@ -82,19 +83,16 @@ def kind(name: str) -> str:
     return "a weight matrix"
 
 
-@exercise("parameter_groups", train_module.parameter_groups)
-def check_parameter_groups(parameter_groups_fn: Callable) -> str:
-    model = micro_model()
-    weight_decay = 0.1
-    what = f"parameter_groups(model, weight_decay={weight_decay})"
-    groups = parameter_groups_fn(model, weight_decay)
+def check_groups(what: str, groups: Any, model: nn.Module, weight_decay: float) -> int:
+    """Raise CheckFailed unless `groups` decay exactly the trainable matrices of `model` by
+    `weight_decay`, and nothing else; return how many tensors are decayed."""
     if not isinstance(groups, (list, tuple)) or not all(
             isinstance(group, dict) and "params" in group for group in groups):
         raise CheckFailed(f"{what} returned {describe(groups)}; return a list of dicts, each "
                           "with 'params' (a list of parameters) and 'weight_decay'")
     names = {id(parameter): name for name, parameter in model.named_parameters()}
     decay = {name: weight_decay if parameter.dim() >= 2 else 0.0
-             for name, parameter in model.named_parameters()}
+             for name, parameter in model.named_parameters() if parameter.requires_grad}
     found: dict[str, float] = {}
     for group in groups:
         if "weight_decay" not in group:
@@ -106,6 +104,11 @@ def check_parameter_groups(parameter_groups_fn: Callable) -> str:
             if name is None:
                 raise CheckFailed(f"{what}: a group holds {describe(parameter)} that is not a "
                                   "parameter of the model")
+            if name not in decay:
+                raise CheckFailed(f"{what}: {name} is in a group, but it is frozen "
+                                  f"(requires_grad=False, as are {len(names) - len(decay)} "
+                                  "parameters here); leave out the parameters with "
+                                  "requires_grad=False: keep one only if parameter.requires_grad")
             if name in found:
                 raise CheckFailed(f"{what}: {name} is in two groups; each parameter belongs to "
                                   "exactly one, or the optimizer refuses them")
@@ -127,8 +130,22 @@ def check_parameter_groups(parameter_groups_fn: Callable) -> str:
         examples = "; ".join(f"{name} {shapes[name]}, {what_it_is}" for what_it_is, name in sorted(under.items()))
         raise CheckFailed(f"{what}: not decayed, but should be: {examples}. Embedding tables and "
                           "the patch convolution are weight matrices too (dim >= 2).")
-    decayed = sum(1 for value in decay.values() if value)
-    return (f"weight decay on the {decayed} weight matrices, none on the {len(decay) - decayed} "
+    return sum(1 for value in decay.values() if value)
+
+
+@exercise("parameter_groups", train_module.parameter_groups)
+def check_parameter_groups(parameter_groups_fn: Callable) -> str:
+    model = micro_model()
+    weight_decay = 0.1
+    decayed = check_groups(f"parameter_groups(model, weight_decay={weight_decay})",
+                           parameter_groups_fn(model, weight_decay), model, weight_decay)
+    frozen = micro_model()
+    frozen.vision_model.requires_grad_(False)  # a frozen tower: only the text side trains
+    frozen.visual_projection.requires_grad_(False)
+    check_groups(f"parameter_groups(model with a frozen vision tower, weight_decay={weight_decay})",
+                 parameter_groups_fn(frozen, weight_decay), frozen, weight_decay)
+    total = sum(1 for _ in model.parameters())
+    return (f"weight decay on the {decayed} weight matrices, none on the {total - decayed} "
             "gains, biases, class embedding and logit_scale")
 
 
@@ -331,10 +348,13 @@ def overfit_one_batch(model: nn.Module, batch: dict[str, torch.Tensor], steps: i
     return [train_step(model, optimizer, batch, learning_rate) for _ in range(steps)]
 
 
-def overfit_with(fresh_optimizer=False, weight_decay=0.0, sgd=False, extra=0) -> Callable:
+def overfit_with(fresh_optimizer=False, weight_decay=0.0, sgd=False, extra=0,
+                 all_parameters=False) -> Callable:
     """overfit_one_batch with knobs that reproduce common mistakes."""
     def wrong(model, batch, steps, learning_rate):
         def new():
+            if all_parameters:  # AdamW's own weight_decay, 0.01, on every parameter
+                return torch.optim.AdamW(model.parameters(), lr=learning_rate)
             groups = parameter_groups(model, weight_decay)
             if sgd:
                 return torch.optim.SGD(groups, lr=learning_rate)
@@ -369,16 +389,24 @@ def check_overfit_one_batch(overfit_fn: Callable) -> str:
     got = torch.tensor(result, dtype=torch.float32)
     with one_thread():
         expected = overfit_losses(overfit_one_batch)
-        mistakes = [
-            (overfit_losses(overfit_with(fresh_optimizer=True)),
-             "a new optimizer at every step forgets AdamW's running averages; make it once, "
-             "before the loop."),
-            (overfit_losses(overfit_with(weight_decay=0.1)),
-             "with weight decay; a diagnostic that must reach 0 uses parameter_groups(model, 0.0)."),
-            (overfit_losses(overfit_with(sgd=True)), "that is SGD; use torch.optim.AdamW."),
-        ]
     if len(got) != len(expected):
         raise CheckFailed(f"{what}: {len(got)} losses, expected one per step, {len(expected)}")
+    mistakes = []
+    if difference(got, expected, atol=1e-5, rtol=1e-4) is not None:  # only then train them
+        with one_thread():
+            mistakes = [
+                (overfit_losses(overfit_with(fresh_optimizer=True)),
+                 "a new optimizer at every step forgets AdamW's running averages; make it once, "
+                 "before the loop."),
+                (overfit_losses(overfit_with(weight_decay=0.1)),
+                 "with weight decay; a diagnostic that must reach 0 uses parameter_groups(model, 0.0)."),
+                (overfit_losses(overfit_with(all_parameters=True)),
+                 "torch.optim.AdamW(model.parameters(), lr=learning_rate) decays every parameter "
+                 "by AdamW's default weight_decay=0.01, gains, biases and logit_scale included. "
+                 "This diagnostic wants no weight decay at all, so that the loss can reach 0: "
+                 "AdamW(parameter_groups(model, 0.0), lr=learning_rate)."),
+                (overfit_losses(overfit_with(sgd=True)), "that is SGD; use torch.optim.AdamW."),
+            ]
     compare(f"{what}: the losses, step by step", got, expected, mistakes, atol=1e-5, rtol=1e-4)
     return (f"{OVERFIT_STEPS} steps on one batch of 8 take the loss from {expected[0]:.2f} "
             f"(ln 8 = {math.log(8):.2f}) to {expected[-1]:.3f}")

@@ -82,7 +82,9 @@ def find_files(root: str | Path | None, download: bool) -> Path:
         f"Fashion-MNIST not found in {', '.join(map(str, places))}. Three ways to get it:\n"
         "  1. apt-get install dataset-fashion-mnist  (Debian, Ubuntu)\n"
         "  2. load_dataset('fashion', root=DIR), DIR holding train-images-idx3-ubyte.gz etc.\n"
-        "  3. load_dataset('fashion', download=True)  (needs internet; checksums are verified)"
+        "     (on the command line: --data-root DIR)\n"
+        "  3. load_dataset('fashion', download=True)  (needs internet; checksums are verified;\n"
+        "     on the command line: --data-option download=true)"
     )
 
 

@@ -241,7 +241,10 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: Shape, rng: np.random.Generator
     """Draw `shape` in its cell of the 3 x 3 grid, a little moved, resized and turned."""
     cell = size / 3
     radius = rng.uniform(*SIZES[shape.size]) * size
-    slack = max(cell / 2 - radius * 1.3, 0.0)  # keep the whole shape inside its cell
+    # Keep the shape inside its cell: a polygon's corners lie up to 1.3 radii out, so the
+    # tips of the largest stars, triangles and diamonds, centred, reach 0.02 of the image
+    # (1.6 pixels at 72) past it.
+    slack = max(cell / 2 - radius * 1.3, 0.0)
     x = (shape.col + 0.5) * cell + rng.uniform(-slack, slack)
     y = (shape.row + 0.5) * cell + rng.uniform(-slack, slack)
     jitter = rng.integers(-15, 16, 3).tolist()

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from miniclip.config import OPENAI_VOCAB_SIZE
 from miniclip.image import ImageProcessor
 from miniclip.tokenizer import Tokenizer
 
@@ -260,13 +261,21 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, Tokenizer, dict]:
         raise FileNotFoundError(f"no intact checkpoint under {Path(run_dir) / 'checkpoints'}; "
                                 "train first: python -m miniclip train --out RUN_DIR")
     checkpoint, state = found
-    return CLIP.from_pretrained(checkpoint), checkpoint_tokenizer(checkpoint), state["train"]
+    model = CLIP.from_pretrained(checkpoint)
+    return model, checkpoint_tokenizer(checkpoint, model.config.text.vocab_size), state["train"]
 
 
-def checkpoint_tokenizer(folder: str | Path) -> Tokenizer:
-    """The tokenizer saved in a model folder, or OpenAI's when the folder has none."""
+def checkpoint_tokenizer(folder: str | Path, vocab_size: int = OPENAI_VOCAB_SIZE) -> Tokenizer:
+    """The tokenizer saved in a model folder, or OpenAI's when the folder has none; `vocab_size`
+    is the model's, which a folder without its own vocabulary must have OpenAI's of."""
     folder = Path(folder)
-    return Tokenizer.from_pretrained(folder) if (folder / "vocab.json").exists() else Tokenizer.from_openai()
+    if (folder / "vocab.json").exists():
+        return Tokenizer.from_pretrained(folder)
+    if vocab_size != OPENAI_VOCAB_SIZE:
+        raise FileNotFoundError(f"{folder} has no vocab.json, and its model reads a vocabulary of "
+                                f"{vocab_size:,} tokens, not OpenAI's {OPENAI_VOCAB_SIZE:,}: the "
+                                "folder is incomplete")
+    return Tokenizer.from_openai()
 
 
 def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None = None,
@@ -276,7 +285,6 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None
     `data` defaults to the data set trained on, with its options; `options` (a `root`, say,
     where the data now lies) are added to those, or are the options of another `data`.
     """
-    import matplotlib.pyplot as plt
 
     from miniclip.data import load_dataset
     from miniclip.report import retrieval_grid, similarity_figure
@@ -294,13 +302,12 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None
 
     encoder = Encoder(model, tokenizer, ImageProcessor(model.config.vision.image_size), device)
     results: dict[str, Any] = {"data": data, **evaluate(encoder, data, load, limit)}
+    (run_dir / "eval.json").write_text(results_json(results) + "\n")  # before the figures
     retrieval_set = load(EVAL_SPLITS.get(data, {"retrieval": "test"})["retrieval"])
     figures = {"similarity": similarity_figure(encoder, retrieval_set),
                "retrieval": retrieval_grid(encoder, retrieval_set, pool=min(200, limit or 200))}
     for name, figure in figures.items():
         figure.savefig(run_dir / f"{name}_{data}.png", dpi=110)
-        plt.close(figure)
-    (run_dir / "eval.json").write_text(results_json(results) + "\n")
     return results
 
 

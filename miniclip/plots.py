@@ -120,9 +120,15 @@ def mask_figure(masks: dict[str, torch.Tensor], labels: Sequence[str] | None = N
 
 def attention_figure(weights: torch.Tensor, labels: Sequence[str] | None = None,
                      mask: torch.Tensor | None = None, title: str | None = None) -> Figure:
-    """One panel per head of `weights` (H, T, T) (or a single (T, T) map), one colour scale."""
+    """One panel per head of `weights` (H, T, T) (or a single (T, T) map, or a batch of one,
+    (1, H, T, T), as a model returns them), one colour scale."""
+    if weights.dim() == 4 and weights.shape[0] == 1:
+        weights = weights[0]
     if weights.dim() == 2:
         weights = weights[None]
+    if weights.dim() != 3 or weights.shape[-1] != weights.shape[-2]:
+        raise ValueError(f"attention weights must be (H, T, T), (T, T) or (1, H, T, T); got shape "
+                         f"{tuple(weights.shape)} (pick one item of a batch: weights[i])")
     fig, axes = figure(weights.shape[0], title, height=4.4)
     for head, ax in enumerate(axes):
         image = draw_weights(ax, weights[head], labels, f"head {head}", mask)

@@ -133,6 +133,7 @@ def training_curves_figure(losses: dict[str, Sequence[float]], chance: float, ti
     """Training loss per step for each model (a running mean of `smooth` steps), and the loss
     of a uniform guess, `chance` (ln of the number of classes)."""
     fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
+    smooth = max(1, min([smooth, *map(len, losses.values())]))  # a run shorter than the window
     for name, values in losses.items():
         values = np.asarray(values)
         kernel = np.ones(smooth) / smooth

@@ -214,12 +214,14 @@ def pair_accuracy_figure(accuracy: np.ndarray, colours: Sequence[str], kinds: Se
                          held_out: Sequence[tuple[str, str]], title: str) -> Figure:
     """Accuracy per colour (row) and kind (column); held-out pairs framed in black."""
     figure, axis = plt.subplots(figsize=(7.5, 5.2), layout="constrained")
-    shown = axis.imshow(accuracy, cmap="viridis", vmin=0, vmax=1)
+    # a pair without images (NaN) is drawn grey, its "–" in black
+    shown = axis.imshow(accuracy, cmap=plt.get_cmap("viridis").with_extremes(bad="#d9d9d9"),
+                        vmin=0, vmax=1)
     for row, colour in enumerate(colours):
         for column, kind in enumerate(kinds):
             value = accuracy[row, column]
             axis.text(column, row, "–" if np.isnan(value) else f"{value:.2f}", ha="center",
-                      va="center", fontsize=9, color="black" if value > 0.5 else "white")
+                      va="center", fontsize=9, color="white" if value <= 0.5 else "black")
             if (colour, kind) in held_out:
                 axis.add_patch(plt.Rectangle((column - 0.48, row - 0.48), 0.96, 0.96, fill=False,
                                              edgecolor="black", linewidth=2.5))

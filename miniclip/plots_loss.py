@@ -66,8 +66,8 @@ def temperature_figure(cosines: torch.Tensor, temperature: float, title: str | N
                label="clip_loss(cosines / τ)")
     curve.axhline(math.log(size), color="#7f7f7f", linestyle="--",
                   label=f"ln N = {math.log(size):.2f}: uniform logits")
-    curve.axvline(INITIAL_TEMPERATURE, color="#2ca02c", linestyle=":", label="τ = 0.07: the start")
-    curve.axvline(SMALLEST_TEMPERATURE, color="#d62728", linestyle=":", label="τ = 0.01: the cap")
+    curve.axvline(INITIAL_TEMPERATURE, color="#2ca02c", linestyle=":", label=f"τ = {INITIAL_TEMPERATURE}: the start")
+    curve.axvline(SMALLEST_TEMPERATURE, color="#d62728", linestyle=":", label=f"τ = {SMALLEST_TEMPERATURE}: the cap")
     curve.plot([temperature], [loss], marker="o", markersize=9, color="black", linestyle="none",
                label=f"τ = {temperature:.3g}: loss {loss:.3f}")
     curve.set(xscale="log", title="loss against temperature", ylim=(0, None),
@@ -108,8 +108,10 @@ def clamp_figure(scales: Sequence[float], losses: dict[str, Sequence[float]],
     right.set(title="size of the gradient on the embeddings", yscale="log",
               ylabel="gradient norm (nats per unit of embedding)")
     for ax in (left, right):
-        ax.axvline(1 / INITIAL_TEMPERATURE, color="#2ca02c", linestyle=":", label="start: 14.3")
-        ax.axvline(1 / SMALLEST_TEMPERATURE, color="#d62728", linestyle=":", label="cap: 100")
+        ax.axvline(1 / INITIAL_TEMPERATURE, color="#2ca02c", linestyle=":",
+                   label=f"start: {1 / INITIAL_TEMPERATURE:.1f}")
+        ax.axvline(1 / SMALLEST_TEMPERATURE, color="#d62728", linestyle=":",
+                   label=f"cap: {1 / SMALLEST_TEMPERATURE:.0f}")
         ax.set(xscale="log", xlabel="logit scale exp(t) = 1/τ (log scale)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)

@@ -148,11 +148,12 @@ def batch_figure(input_ids: torch.Tensor, attention_mask: torch.Tensor,
 def token_count_figure(counts: Sequence[int], context_length: int, title: str) -> Figure:
     """Histogram of tokens per text, special tokens included, against the context length."""
     fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
-    ax.hist(counts, bins=np.arange(0, context_length + 3) - 0.5, color="#1f4e79")
+    end = max(max(counts, default=0), context_length) + 2  # the texts that are cut too
+    ax.hist(counts, bins=np.arange(0, end + 1) - 0.5, color="#1f4e79")
     ax.axvline(context_length, color="#d62728", linestyle="--",
                label=f"context length {context_length}: longer texts are cut")
     ax.set(title=title, xlabel="tokens per caption, <|startoftext|> and <|endoftext|> included",
-           ylabel="captions", xlim=(0, context_length + 3))
+           ylabel="captions", xlim=(0, end + 1))
     ax.legend()
     plt.close(fig)
     return fig

@@ -9,6 +9,7 @@ notebook cell shows it once and a test can inspect it.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 
@@ -82,7 +83,9 @@ def crops_figure(image: Image.Image, size: int, count: int = 5, seed: int = 0) -
     for k, (axis, picture) in enumerate(zip(axes, [plain, *crops])):
         axis.imshow(picture)
         pixel_axes(axis, "resize + centre crop" if k == 0 else f"random crop {k}")
-    figure.suptitle(f"Augmentation: random crops of 90-100% of the area, resized to {size} × {size}")
+    low, high = inspect.signature(random_resized_crop).parameters["scale"].default
+    figure.suptitle(f"Augmentation: random crops of {low * 100:.0f}-{high:.0%} of the area, resized to "
+                    f"{size} × {size}")
     return closed(figure)
 
 
@@ -172,7 +175,8 @@ def training_figure(records: Sequence[Mapping], batch_size: int, title: str = ""
     axes[0].legend(fontsize=8)
     axes[1].plot(steps, [record["temperature"] for record in records], label="temperature")
     axes[1].axhline(math.exp(-MAX_LOGIT_SCALE), color="grey", linestyle="--",
-                    label="clamp: 0.01 (logits at most 100 × cosine)")
+                    label=f"clamp: {math.exp(-MAX_LOGIT_SCALE):.2f} (logits at most "
+                          f"{math.exp(MAX_LOGIT_SCALE):.0f} × cosine)")
     axes[1].set(title="Temperature 1 / exp(logit_scale)", xlabel="optimizer step",
                 ylabel="temperature (dimensionless)", yscale="log")
     axes[1].legend(fontsize=8)

@@ -39,19 +39,23 @@ def plot_training(run_dir: str | Path, save: bool = True):
     axes[2].plot(steps, [r["lr"] for r in records])
     axes[2].set(title="Learning rate", xlabel="step", ylabel="learning rate")
     validated = [r for r in records if "val_i2t_recall@1" in r]
-    axes[3].set(title="Validation recall", xlabel="step", ylabel="recall", ylim=(0, 1.02))
+    split = validated[-1].get("val_split", "val") if validated else "val"
+    axes[3].set(title=f"Retrieval recall on {split!r} (first {settings['eval_size']})",
+                xlabel="step", ylabel="recall", ylim=(0, 1.02))
     if validated:
         for key in ("val_i2t_recall@1", "val_i2t_recall@5", "val_t2i_recall@1", "val_t2i_recall@5"):
             axes[3].plot([r["step"] for r in validated], [r[key] for r in validated], marker=".",
                          label=key[4:])
         axes[3].legend(fontsize=8)
     else:
-        axes[3].text(0.5, 0.5, "not validated in this run\n(eval_every = 0)", ha="center",
-                     va="center", transform=axes[3].transAxes, color="grey")
+        why = ("not validated in this run\n(eval_every = 0)" if not settings["eval_every"] else
+               f"no validation recorded yet\n(every {settings['eval_every']} steps)")
+        axes[3].text(0.5, 0.5, why, ha="center", va="center", transform=axes[3].transAxes,
+                     color="grey")
     figure.tight_layout()
     if save:
         figure.savefig(run_dir / "training.png", dpi=100)
-        plt.close(figure)
+    plt.close(figure)  # returned closed: a notebook cell shows it once
     return figure
 
 
@@ -74,12 +78,14 @@ def similarity_figure(encoder, dataset, count: int = 10):
              xlabel="image")
     figure.colorbar(shown, ax=axis, label="cosine similarity")
     figure.tight_layout()
+    plt.close(figure)
     return figure
 
 
 def retrieval_grid(encoder, dataset, queries: int = 4, top: int = 5, pool: int = 200):
     """For a few captions, the `top` images of a pool of `pool` that match them best."""
     count = min(pool, len(dataset))
+    queries, top = min(queries, count), min(top, count)  # a pool of a few images shows them all
     items = [dataset[i] for i in range(count)]
     images = encoder.images([image for image, _ in items])
     chosen = [items[i * (count // queries)][1][0] for i in range(queries)]
@@ -98,5 +104,6 @@ def retrieval_grid(encoder, dataset, queries: int = 4, top: int = 5, pool: int =
                                 rotation=0, ha="right", va="center")
     figure.suptitle(f"Text-to-image retrieval: top {top} of {count} images per caption (cosine)")
     figure.tight_layout()
+    plt.close(figure)
     return figure
 

@@ -27,4 +27,5 @@ def load_shipped(folder: str | Path = SHIPPED) -> tuple[CLIP, Tokenizer, ImagePr
             "repository (or rebuild it with scripts/train_shipped_checkpoint.sh)"
         )
     model = CLIP.from_pretrained(folder)
-    return model, checkpoint_tokenizer(folder), ImageProcessor(model.config.vision.image_size)
+    tokenizer = checkpoint_tokenizer(folder, model.config.text.vocab_size)
+    return model, tokenizer, ImageProcessor(model.config.vision.image_size)

@@ -9,6 +9,7 @@ classes chosen on the spot). Type a query: it shows the pool's best images for i
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 
 import torch
@@ -41,6 +42,17 @@ def search(encoder: Encoder, image_features: torch.Tensor, query: str, top: int 
     return best.values, best.indices
 
 
+def check_template(template: str) -> None:
+    """A prompt template holds one `{}` where the label goes, and no other field."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as error:  # an unmatched brace
+        raise ValueError(f"the template {template!r} is not a format string: {error}") from None
+    if fields != [""]:
+        raise ValueError(f"the template needs exactly one {{}} where the label goes, and no other "
+                         f"{{...}}; got {template!r}")
+
+
 def play(encoder: Encoder, images: Sequence[Image.Image], image_features: torch.Tensor,
          image_index: int, labels: str, query: str, template: str = "a photo of the {}.",
          top: int = 6) -> tuple[torch.Tensor, torch.Tensor, Figure]:
@@ -48,8 +60,7 @@ def play(encoder: Encoder, images: Sequence[Image.Image], image_features: torch.
     names = parse_labels(labels)
     if not names:
         raise ValueError("type at least one label, e.g. 'red circle, blue square'")
-    if "{}" not in template:
-        raise ValueError(f"the template needs a {{}} where the label goes, got {template!r}")
+    check_template(template)
     probabilities = classify(encoder, image_features[image_index], names, template)
     scores, indices = search(encoder, image_features, query, top)
     figure = plots_evaluate.playground_figure(images[image_index], names, probabilities, query,

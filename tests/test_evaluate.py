@@ -97,3 +97,20 @@ def test_zero_shot_takes_the_whole_split_and_retrieval_the_first_thousand(monkey
     encoder.calls.clear()
     evaluate.evaluate(encoder, "fashion", lambda split: TwelveSquares(), limit=3)
     assert encoder.calls == [3, 3]  # a limit caps both
+
+
+def test_the_shipped_model_loads_from_anywhere_with_its_own_vocabulary(tmp_path, monkeypatch):
+    import shutil
+
+    from miniclip.shipped import SHIPPED, load_shipped
+
+    monkeypatch.chdir(tmp_path)
+    model, tokenizer, processor = load_shipped()
+    assert tokenizer.vocab_size == model.config.text.vocab_size < 1000  # learnt from the captions
+    assert processor.size == model.config.vision.image_size
+    with pytest.raises(FileNotFoundError, match="the shipped checkpoint is missing from"):
+        load_shipped(tmp_path / "nowhere")
+    shutil.copytree(SHIPPED, tmp_path / "copy")
+    (tmp_path / "copy" / "vocab.json").unlink()  # not OpenAI's 49,408 tokens in its place
+    with pytest.raises(FileNotFoundError, match="has no vocab.json"):
+        load_shipped(tmp_path / "copy")

@@ -202,7 +202,10 @@ def test_play_classifies_the_image_and_searches_the_pool():
 
 @pytest.mark.parametrize("labels, template, message", [
     (" , ", "a photo of the {}.", "at least one label"),
-    ("red circle", "a photo", "needs a {}"),
+    ("red circle", "a photo", "needs exactly one {}"),
+    ("red circle", "a {} next to a {}.", "needs exactly one {}"),  # format() would find no 2nd label
+    ("red circle", "a {shape}: {}.", "no other {...}"),
+    ("red circle", "a photo of {", "not a format string"),
 ])
 def test_play_refuses_what_it_cannot_draw(labels, template, message):
     encoder, images, features = stub()
@@ -221,7 +224,9 @@ def test_playground_redraws_and_reports_bad_input():
     labels.value = "blue star"
     assert message.value == ""
     template.value = "no slot for the label"
-    assert "needs a {}" in message.value
+    assert "needs exactly one {}" in message.value
+    template.value = "a {} beside a {}"
+    assert "needs exactly one {}" in message.value
     template.value = "a photo of the {}."
     query.value = "a photo of the blue star."
     assert message.value == ""

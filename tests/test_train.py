@@ -378,6 +378,7 @@ def test_validation_runs_at_its_own_steps_not_only_at_logged_ones(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [record["step"] for record in records] == [3, 4]
     assert "val_i2t_recall@5" in records[0] and "samples_per_s" not in records[0]
+    assert records[0]["val_split"] == "val"  # shapes has one
     assert "val_i2t_recall@5" in records[1] and "samples_per_s" in records[1]
 
 

@@ -82,6 +82,17 @@ def broadcast_int(value: int) -> int:
     return int(tensor.item())
 
 
+def any_process(flag: bool) -> bool:
+    """Whether `flag` is set on any process (every process gets the same answer)."""
+    if not is_distributed():
+        return flag
+    tensor = torch.tensor([int(flag)], dtype=torch.long)
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
 def barrier() -> None:
     if is_distributed():
         dist.barrier()

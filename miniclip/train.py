@@ -18,7 +18,9 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -310,6 +312,7 @@ class Trainer:
         if config.compile:
             self.forward = torch.compile(self.forward)
         self.train_data = OneCaption(self.load("train"), config.seed, config.augment)
+        self.interrupted = False  # set by Ctrl-C during `run`
         self.validation: tuple[str, Any] | None = None  # (split, dataset), loaded when first needed
         self.collate = Collate(self.tokenizer, ImageProcessor(self.model.config.vision.image_size),
                                context_length=self.model.config.text.max_position_embeddings,
@@ -429,11 +432,17 @@ class Trainer:
 
     def train_step(self, batches: Iterator[dict[str, torch.Tensor]]) -> float:
         config = self.config
+        try:
+            batch = next(batches)
+        except Exception:
+            if self.interrupted:  # Ctrl-C reached the DataLoader's workers too, and they stopped
+                raise KeyboardInterrupt from None
+            raise
         learning_rate = learning_rate_at(self.step, self.total_steps or 10**9,
                                          config.learning_rate, config.warmup_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
-        loss = self.backward(next(batches))
+        loss = self.backward(batch)
         self.scaler.unscale_(self.optimizer)
         nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
         self.scaler.step(self.optimizer)
@@ -453,35 +462,10 @@ class Trainer:
             (self.run_dir / "train_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
         batches = self.batches()
         started, first_step = time.perf_counter(), self.step
-        planning = self.total_steps is None  # --minutes: the step count is not known yet
-        window_start, window_step = started, self.step
         progress = self.progress_bar()
         try:
-            while self.total_steps is None or self.step < self.total_steps:
-                loss = self.train_step(batches)
-                if planning and (self.step - first_step) % TIMING_STEPS == 0:
-                    planning = self.plan_steps(time.perf_counter() - started, self.step - first_step)
-                record = {"step": self.step, "loss": round(loss, 5),
-                          "lr": self.optimizer.param_groups[0]["lr"],
-                          "temperature": math.exp(-unwrap(self.model).logit_scale.item())}
-                last = self.step == self.total_steps
-                logging = self.step % config.log_every == 0 or last
-                if logging:
-                    now = time.perf_counter()
-                    samples = (self.step - window_step) * config.batch_size
-                    record["samples_per_s"] = round(samples / max(now - window_start, 1e-9), 1)
-                    record["elapsed_s"] = round(now - started, 1)
-                    window_start, window_step = now, self.step
-                validating = config.eval_every and (self.step % config.eval_every == 0 or last)
-                if validating:
-                    record.update(self.validate())
-                if logging or validating:
-                    self.write_metrics(record)
-                progress.update(record, self.total_steps)
-                if on_step is not None:
-                    on_step(self, record)
-                if self.step % config.checkpoint_every == 0:
-                    self.save()
+            with self.ctrl_c_between_steps():
+                self.loop(batches, started, first_step, on_step, progress)
         except KeyboardInterrupt:
             progress.close()
             self.save()
@@ -493,6 +477,62 @@ class Trainer:
         self.plot()
         self.log(f"done: {self.step} steps in {time.perf_counter() - started:.0f} s; see {self.run_dir}")
         return self.run_dir
+
+    @contextmanager
+    def ctrl_c_between_steps(self) -> Iterator[None]:
+        """Ctrl-C (SIGINT) lets the step under way finish, then stops the loop at the step
+        boundary, so that the checkpoint saved holds the weights of the step it names.
+        A second Ctrl-C stops at once. Only where Python takes signals (its main thread)."""
+        self.interrupted = False
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_ctrl_c(signum, frame) -> None:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+            self.log("Ctrl-C: stopping after this step (press again to stop at once)")
+
+        previous = signal.signal(signal.SIGINT, on_ctrl_c)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def loop(self, batches: Iterator[dict[str, torch.Tensor]], started: float, first_step: int,
+             on_step: Callable[[Trainer, dict], None] | None, progress: Progress) -> None:
+        """Steps to the planned count; after Ctrl-C, raises KeyboardInterrupt between two steps."""
+        config = self.config
+        planning = self.total_steps is None  # --minutes: the step count is not known yet
+        window_start, window_step = started, self.step
+        while self.total_steps is None or self.step < self.total_steps:
+            loss = self.train_step(batches)
+            if planning and (self.step - first_step) % TIMING_STEPS == 0:
+                planning = self.plan_steps(time.perf_counter() - started, self.step - first_step)
+            record = {"step": self.step, "loss": round(loss, 5),
+                      "lr": self.optimizer.param_groups[0]["lr"],
+                      "temperature": math.exp(-unwrap(self.model).logit_scale.item())}
+            last = self.step == self.total_steps
+            logging = self.step % config.log_every == 0 or last
+            if logging:
+                now = time.perf_counter()
+                samples = (self.step - window_step) * config.batch_size
+                record["samples_per_s"] = round(samples / max(now - window_start, 1e-9), 1)
+                record["elapsed_s"] = round(now - started, 1)
+                window_start, window_step = now, self.step
+            validating = config.eval_every and (self.step % config.eval_every == 0 or last)
+            if validating:
+                record.update(self.validate())
+            if logging or validating:
+                self.write_metrics(record)
+            progress.update(record, self.total_steps)
+            if on_step is not None:
+                on_step(self, record)
+            if self.step % config.checkpoint_every == 0:
+                self.save()
+            if distributed.any_process(self.interrupted):  # all processes stop at the same step
+                raise KeyboardInterrupt
 
     def plan_steps(self, seconds: float, steps: int) -> bool:
         """With --minutes: set the step count that fills the budget at the speed so far.

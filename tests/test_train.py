@@ -199,6 +199,29 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, uninterrupted
         assert torch.equal(expected[key], resumed[key]), key
 
 
+def test_ctrl_c_during_a_step_saves_that_step_whole(tmp_path, uninterrupted):
+    import signal
+
+    trainer = Trainer(small_run(tmp_path))
+    step = trainer.optimizer.step
+
+    def step_then_ctrl_c(*args, **kwargs):  # Ctrl-C lands after the update, before the count
+        result = step(*args, **kwargs)
+        if trainer.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    trainer.optimizer.step = step_then_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert latest_checkpoint(tmp_path / "checkpoints")[1]["step"] == 3  # the step it was in, finished
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is Python's again
+    train(small_run(tmp_path), resume=True)
+    expected, resumed = final_weights(uninterrupted), final_weights(tmp_path)
+    for key in expected:
+        assert torch.equal(expected[key], resumed[key]), key
+
+
 def assert_same_weights(ours, theirs, tolerance=3e-5):
     for key in theirs:
         error = (ours[key] - theirs[key]).abs().max().item()

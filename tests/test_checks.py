@@ -18,6 +18,7 @@ from miniclip.attention import (
     padding_mask,
 )
 from miniclip.checks.ch02_attention import bfloat16_case
+from miniclip.checks.core import difference
 from miniclip.loss import clip_loss
 from miniclip.text import eos_positions
 from miniclip.transformer import MLP, Encoder, EncoderLayer, QuickGELU
@@ -372,6 +373,20 @@ def test_failure_names_the_entry_expected_and_got():
         checks.check_causal_mask(WRONG_CAUSAL_MASKS["shifted by one"][0])
     assert str(failure.value).startswith(
         "causal_mask: causal_mask(5): entry [0, 0, 0, 1] is True, expected False")
+
+
+def test_values_that_print_alike_are_shown_with_more_digits():
+    got, expected = torch.tensor(0.0124763, dtype=torch.float64), torch.tensor(0.01247633, dtype=torch.float64)
+    assert difference(got, expected, atol=1e-8, rtol=1e-6) == "0.0124763, expected 0.01247633"
+    got, expected = torch.tensor([2.0, 1.00000001], dtype=torch.float64), torch.tensor([2.0, 1.0]).double()
+    assert difference(got, expected, atol=0, rtol=0).startswith(
+        "entry [1] is 1.00000001, expected 1 (1 of 2 entries differ")
+
+
+def test_a_float_answer_is_refused_where_integers_are_expected():
+    assert difference(torch.tensor([3.0, 2.0]), torch.tensor([3, 2]), atol=1e-5, rtol=1e-4) == (
+        "dtype torch.float32, expected torch.int64")
+    assert difference(torch.tensor([3, 2], dtype=torch.int32), torch.tensor([3, 2]), 1e-5, 1e-4) is None
 
 
 def test_unfinished_exercise_prints_a_line_instead_of_raising(capsys):

@@ -29,9 +29,14 @@ def first_eos_or_error(input_ids, eos_token_id):
     return first_eos_only(input_ids, eos_token_id)
 
 
+def float_positions(input_ids, eos_token_id):
+    return eos_positions(input_ids, eos_token_id).float()
+
+
 WRONG_EOS_POSITIONS = {
     "legacy rule missing": (first_eos_only, "no row holds the id 2"),
     "legacy rule missing, raises": (first_eos_or_error, "raised ValueError"),
+    "float positions": (float_positions, "dtype torch.float32, expected torch.int64"),
 }
 
 
@@ -94,6 +99,7 @@ class Tower(TextTransformer):
             "last": normed[:, -1],
             "mean": normed.mean(dim=1),
             "eos id only": normed[rows, (input_ids == self.config.eos_token_id).int().argmax(-1)],
+            "largest id": normed[rows, input_ids.argmax(-1)],  # OpenAI's rule, for its vocabulary
         }[self.pool]
         return EncoderOutput(normed if self.final_norm else x, pooled, hidden_states, attentions)
 
@@ -124,6 +130,7 @@ WRONG_TOWERS = {
     "pooled at the last position": (tower(pool="last"), "last position"),
     "pooled by the mean": (tower(pool="mean"), "mean over tokens"),
     "legacy rule missing": (tower(pool="eos id only"), "legacy rule is missing"),
+    "pooled at the largest id": (tower(pool="largest id"), "input_ids.argmax(-1)), OpenAI's rule"),
     "returns a tuple": (ReturnsTuple, "return EncoderOutput"),
     "hidden_states dropped": (DropsHiddenStates, "hidden_states is None"),
 }

@@ -59,6 +59,11 @@ class ScaleNotLogarithm(Answer):
         return 1 / 0.07
 
 
+class ScaleHardcoded(Answer):
+    def initial_scale(self, config):
+        return math.log(1 / 0.07)
+
+
 class ScaleAsBuffer(Answer):
     def __init__(self, config):
         super().__init__(config)
@@ -133,6 +138,12 @@ def normalised_over(dim):
     return wrong
 
 
+def normalised_in_place(text_features, image_features, logit_scale):
+    text_features /= text_features.norm(dim=-1, keepdim=True)
+    image_features /= image_features.norm(dim=-1, keepdim=True)
+    return logit_scale.exp() * text_features @ image_features.t()
+
+
 def from_preset(hf_model):
     model = CLIP(CLIPConfig.preset("tiny"))
     model.load_state_dict(hf_model.state_dict())
@@ -164,11 +175,14 @@ WRONG_ANSWERS = {
                           "initial 1/0.07"),
         "logits per image": (lambda t, i, s: s.exp() * F.normalize(i, dim=-1) @ F.normalize(t, dim=-1).t(),
                              "that is logits_per_image"),
+        "normalised in place": (normalised_in_place,
+                                "changed its arguments text_features and image_features in place"),
     },
     checks.check_clip: {
         "projections with bias": (WithBias, "bias=False"),
         "scale not a logarithm": (ScaleNotLogarithm, "store its logarithm"),
         "scale a buffer": (ScaleAsBuffer, "nn.Parameter"),
+        "initial scale not read from the config": (ScaleHardcoded, "config.logit_scale_init_value"),
         "normalised features": (NormalisedFeatures, "*before* normalisation"),
         "mask dropped": (MaskDropped, "attention_mask was not passed"),
         "pooled at <sot>": (PooledAtFirstToken, "position 0"),

@@ -119,6 +119,16 @@ test_reference_passes_with_one_line, test_wrong_answer_fails_and_says_why = refe
     REFERENCES, WRONG_ANSWERS)
 
 
+def in_float32(image_features, text_features, W_image, W_text, t):
+    arrays = (a.astype(np.float32) for a in (image_features, text_features, W_image, W_text))
+    return clip_loss_numpy(*arrays, np.float32(t))
+
+
+def test_numpy_loss_computed_in_float32_passes(capsys):
+    checks.check_clip_loss_numpy(in_float32)
+    assert capsys.readouterr().out.startswith("✓ clip_loss_numpy")
+
+
 def test_numpy_reference_agrees_with_torch_at_the_cap():
     rng = np.random.default_rng(0)
     image_features, text_features = rng.normal(size=(7, 5)), rng.normal(size=(7, 3))

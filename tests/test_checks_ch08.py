@@ -43,8 +43,16 @@ def resize_with(rounding=int, longest=False, swap=False, resample=Image.Resampli
     return wrong
 
 
+def resize_by_scale_factor(image, size):
+    """Both sides times size / short: 49 * (32 / 49) is 31.999..., which int() makes 31."""
+    width, height = image.size
+    scale = size / min(width, height)
+    return image.resize((int(width * scale), int(height * scale)), Image.Resampling.BICUBIC)
+
+
 WRONG_RESIZES = {
     "rounded": (resize_with(rounding=round), "truncates"),
+    "scale factor": (resize_by_scale_factor, "came out 31, not 32"),
     "longest edge": (resize_with(longest=True), "*longer* side"),
     "swapped": (resize_with(swap=True), "swapped"),
     "squashed": (lambda image, size: image.resize((size, size), Image.Resampling.BICUBIC),
@@ -76,15 +84,17 @@ WRONG_CROPS = {
 
 
 def preprocess_with(mean=CLIP_MEAN, std=CLIP_STD, scale=1 / 255, rgb=to_rgb, channels_last=False,
-                    squash=False):
+                    squash=False, dtype=np.float32, to_channels_first=None, tensor=True):
     def wrong(image, size):
         image = rgb(image)
         if squash:
             image = image.resize((size, size), Image.Resampling.BICUBIC)
         else:
             image = center_crop(resize_shortest_edge(image, size), size)
-        values = (np.asarray(image, dtype=np.float32) * scale - np.float32(mean)) / np.float32(std)
-        return torch.from_numpy(values if channels_last else values.transpose(2, 0, 1).copy())
+        values = (np.asarray(image, dtype=dtype) * scale - np.array(mean, dtype)) / np.array(std, dtype)
+        if not channels_last:
+            values = (to_channels_first or (lambda v: v.transpose(2, 0, 1)))(values).copy()
+        return torch.from_numpy(values) if tensor else values
     return wrong
 
 
@@ -95,10 +105,16 @@ WRONG_PREPROCESSING = {
     "alpha dropped": (preprocess_with(rgb=lambda image: image.convert("RGB")), "drops the alpha"),
     "channels last": (preprocess_with(channels_last=True), "channels"),
     "squashed": (preprocess_with(squash=True), "squashed"),
+    "float64": (preprocess_with(dtype=np.float64), "dtype torch.float64, expected torch.float32"),
+    "a numpy array": (preprocess_with(tensor=False), "return a torch tensor"),
+    "reshaped to channels first": (
+        preprocess_with(to_channels_first=lambda v: v.reshape(3, *v.shape[:2])), "reshape(3, H, W)"),
+    "height and width swapped": (
+        preprocess_with(to_channels_first=lambda v: v.transpose(2, 1, 0)), "(C, W, H)"),
 }
 
 
-def collate_with(pad=None, longest=True, keep_eos=True, inverted=False):
+def collate_with(pad=None, longest=True, keep_eos=True, inverted=False, dtype=None):
     def wrong(items, tokenizer, image_processor, context_length):
         rows = []
         for _, captions in items:
@@ -108,8 +124,8 @@ def collate_with(pad=None, longest=True, keep_eos=True, inverted=False):
             rows.append(row[:context_length])
         length = max(map(len, rows)) if longest else context_length
         filler = tokenizer.pad_token_id if pad is None else pad
-        ids = torch.tensor([row + [filler] * (length - len(row)) for row in rows])
-        mask = torch.tensor([[1] * len(row) + [0] * (length - len(row)) for row in rows])
+        ids = torch.tensor([row + [filler] * (length - len(row)) for row in rows], dtype=dtype)
+        mask = torch.tensor([[1] * len(row) + [0] * (length - len(row)) for row in rows], dtype=dtype)
         return {"pixel_values": image_processor([image for image, _ in items])["pixel_values"],
                 "input_ids": ids, "attention_mask": 1 - mask if inverted else mask}
     return wrong
@@ -124,6 +140,8 @@ WRONG_COLLATES = {
     "padded to context_length": (collate_with(longest=False), "longest row"),
     "eos cut off": (collate_with(keep_eos=False), "lost its <|endoftext|>"),
     "mask inverted": (collate_with(inverted=True), "inverted"),
+    "float ids and mask": (collate_with(dtype=torch.float32),
+                           "['input_ids']: dtype torch.float32, expected torch.int64"),
     "a list": (collate_list, "return a dict"),
 }
 

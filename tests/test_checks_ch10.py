@@ -147,7 +147,8 @@ def test_zero_shot_predictions_embed_the_images_once_for_every_set_of_templates(
 # ---- chapter 10: recall_at_k -------------------------------------------------------------
 
 
-def recall_with(i2t="any", t2i="own", largest=True, clamp=True, swap=False, keys="{}_recall@{}"):
+def recall_with(i2t="any", t2i="own", largest=True, clamp=True, swap=False, keys="{}_recall@{}",
+                i2t_cap="texts"):
     """A recall_at_k with one deliberate mistake, named by its arguments."""
     def wrong(image_features, text_features, text_to_image, ks=(1, 5, 10)):
         similarity = image_features @ text_features.t()
@@ -156,7 +157,8 @@ def recall_with(i2t="any", t2i="own", largest=True, clamp=True, swap=False, keys
         is_caption = owners[None, :] == torch.arange(n_images)[:, None]
         results = {}
         for k in ks:
-            top_texts = similarity.topk(min(k, n_texts) if clamp else k, dim=1, largest=largest).indices
+            cap = n_texts if i2t_cap == "texts" else n_images
+            top_texts = similarity.topk(min(k, cap) if clamp else k, dim=1, largest=largest).indices
             in_top = torch.zeros_like(is_caption).scatter(1, top_texts, True)
             if i2t == "first":
                 firsts = is_caption.int().argmax(dim=1)
@@ -190,6 +192,7 @@ WRONG_RECALLS = {
     "text j is image j's (i2t)": (recall_with(i2t="diagonal"), "belong to image j"),
     "text j is image j's (t2i)": (recall_with(t2i="diagonal"), "belong to image j"),
     "k not clamped": (recall_with(clamp=False), "topk(min(k, n))"),
+    "i2t k capped at the images": (recall_with(i2t_cap="images"), "capped at the number of images"),
     "other key names": (recall_with(keys="{}@{}"), "keys"),
 }
 
@@ -210,6 +213,8 @@ def test_each_image_to_text_mistake_gives_recalls_of_its_own(case):
     answers = {"right": evaluate.recall_at_k}
     answers.update({name: answer for name, (answer, _) in WRONG_RECALLS.items()
                     if name not in ("k not clamped", "other key names")})
+    if max(ks) <= images:  # no K to cap: this case cannot tell the cap from the right answer
+        del answers["i2t k capped at the images"]
     seen = {}
     for name, answer in answers.items():
         got = answer(image_features, text_features, owners, ks)

@@ -55,6 +55,11 @@ def returns_nothing(config, directory):
     write_config(config, directory)
 
 
+def returns_the_directory(config, directory):
+    write_config(config, directory)
+    return directory
+
+
 def wrong_file_name(config, directory):
     path = Path(directory) / "clip_config.json"
     path.write_text(write_config(config, directory).read_text())
@@ -89,6 +94,7 @@ WRONG_CONFIGS = {
     "no patch size": (writing(without("patch_size", section="vision_config")),
                       "vision_config.patch_size = 32"),
     "returns nothing": (returns_nothing, "return the path"),
+    "returns the directory": (returns_the_directory, "(the directory itself); return the path"),
     "other file name": (wrong_file_name, "wrote no config.json"),
 }
 

@@ -37,7 +37,8 @@ WRONG_BINDING = {
     "false wins": (false_wins, "*false* caption wins"),
     "a count": (count, "a count"),
     "retrieval": (retrieval, "retrieval"),
-    "per image": (per_image, "return one number"),
+    "per image": (per_image, "returned a torch.float32 tensor of shape (12,); return one number"),
+    "per image, a list": (lambda *embeds: per_image(*embeds).tolist(), "a list of 12 values"),
 }
 
 
@@ -66,6 +67,11 @@ def first_rows(gradients, rank):
     return gathered_gradient(gradients, 0)
 
 
+def share_of_two(gradients, rank):
+    """B hard-coded to 2, the share of the chapter's example."""
+    return torch.stack(gradients).sum(0)[2 * rank : 2 * rank + 2]
+
+
 WRONG_GATHERED = {
     "own gradient only": (own_only, "sum all processes' gradients"),
     "mean": (mean, "the all-reduce sums"),
@@ -73,6 +79,7 @@ WRONG_GATHERED = {
     "whole tensor": (whole, "the whole gathered gradient"),
     "interleaved rows": (interleaved, "rank order"),
     "rank 0's rows": (first_rows, "the rows of rank 0"),
+    "B hard-coded": (share_of_two, "gradients[0].size(0) // len(gradients)"),
 }
 
 REFERENCES = [(checks.check_binding_score, binding_score), (checks.check_gathered_gradient, gathered_gradient)]

@@ -67,7 +67,8 @@ def check_eos_positions(eos_positions: Callable) -> str:
 
 
 def small_config(**fields) -> TextConfig:
-    """A text tower small enough to check in milliseconds; <|endoftext|> is the largest id."""
+    """A text tower small enough to check in milliseconds; by default <|endoftext|> is the
+    largest id, as in OpenAI's vocabulary."""
     values = dict(vocab_size=50, hidden_size=24, intermediate_size=40, num_hidden_layers=2,
                   num_attention_heads=4, max_position_embeddings=8, bos_token_id=48,
                   eos_token_id=49)
@@ -145,6 +146,11 @@ def text_tower_variants(tower: text_module.TextTransformer, input_ids: torch.Ten
              "padding_mask(attention_mask) and pass it to the encoder; transformers hides "
              "padding keys from every query, the padding positions included.")))
     pooled = [
+        (normed[rows, input_ids.argmax(dim=-1)],
+         ("pooled at the largest id of each row (input_ids.argmax(-1)), OpenAI's rule: it finds "
+          "<|endoftext|> only in a vocabulary where that is the largest id, as in OpenAI's, not "
+          f"here (eos_token_id={tower.config.eos_token_id}). Pool at "
+          "eos_positions(input_ids, self.config.eos_token_id).")),
         (normed[rows, by_id],
          ("the legacy rule is missing: use eos_positions(input_ids, self.config.eos_token_id); "
           + LEGACY_EOS_HINT)),
@@ -178,27 +184,33 @@ def check_text_transformer(tower_class: type) -> str:
     input_ids = torch.tensor([[48, 5, 6, 7, 49, 49, 49],  # padded with <|endoftext|>
                               [48, 9, 49, 0, 0, 0, 0],  # padded with 0, as OpenAI does
                               [48, 10, 11, 12, 13, 14, 49]])
+    # <|startoftext|> = 46, <|endoftext|> = 45, and a word of each row has a larger id
+    other_ids = torch.tensor([[46, 5, 49, 7, 45, 45, 45],
+                              [46, 49, 45, 0, 0, 0, 0],
+                              [46, 10, 11, 48, 13, 14, 45]])
     attention_mask = right_padded([5, 3, 7], 7)
     cases = [
-        ("with attention_mask", small_config(), attention_mask),
-        ("attention_mask=None", small_config(), None),
-        ("legacy config, eos_token_id=2", small_config(eos_token_id=2), attention_mask),
+        ("with attention_mask", small_config(), input_ids, attention_mask),
+        ("attention_mask=None", small_config(), input_ids, None),
+        ("<|endoftext|> = 45, not the largest id", small_config(bos_token_id=46, eos_token_id=45),
+         other_ids, attention_mask),
+        ("legacy config, eos_token_id=2", small_config(eos_token_id=2), input_ids, attention_mask),
     ]
     torch.manual_seed(0)
     theirs = randomize(CLIPTextModel._from_config(their_config(cases[0][1]),
                                                   attn_implementation="eager"), seed=20)
     weights = theirs.state_dict()
-    for case, config, mask in cases:
+    for case, config, ids, mask in cases:
         theirs.config.eos_token_id = theirs.eos_token_id = config.eos_token_id
         reference = text_module.TextTransformer(config).eval()
         reference.load_state_dict(weights)
         yours = load(tower_class(config), weights, "TextTransformer")
         call = f"TextTransformer(input_ids, attention_mask) [{case}]"
         with torch.no_grad():
-            got = yours(input_ids, attention_mask=mask)
-            compare_tower_output(call, got, reference(input_ids, mask),
-                                 theirs(input_ids, attention_mask=mask), "CLIPTextModel",
-                                 text_tower_variants(reference, input_ids, mask))
+            got = yours(ids, attention_mask=mask)
+            compare_tower_output(call, got, reference(ids, mask),
+                                 theirs(ids, attention_mask=mask), "CLIPTextModel",
+                                 text_tower_variants(reference, ids, mask))
 
     call = "TextTransformer(input_ids, attention_mask, output_hidden_states=True, " \
            "output_attentions=True)"

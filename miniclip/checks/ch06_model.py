@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -64,7 +65,16 @@ def check_cosine_logits(cosine_logits_fn: Callable) -> str:
         ]
         what = (f"cosine_logits(text_features (3, 8), image_features (5, 8), "
                 f"logit_scale=ln {math.exp(logit_scale):.4g})")
-        got = cosine_logits_fn(text, image, scale)
+        inputs = {"text_features": text, "image_features": image, "logit_scale": scale}
+        copies = {name: value.clone() for name, value in inputs.items()}
+        got = cosine_logits_fn(*copies.values())
+        changed = [name for name in inputs if not torch.equal(copies[name], inputs[name])]
+        if changed:
+            arguments = "argument" if len(changed) == 1 else "arguments"
+            raise CheckFailed(f"{what} changed its {arguments} {' and '.join(changed)} in place\nHint: "
+                              "`x /= x.norm(...)` overwrites the caller's tensor (and, in training, "
+                              "values that autograd still needs); make a new one: "
+                              "x = x / x.norm(dim=-1, keepdim=True), or F.normalize(x, dim=-1).")
         if isinstance(got, torch.Tensor) and got.shape == (5, 3):
             raise CheckFailed(f"{what}: shape (5, 3), expected (3, 5)\nHint: that is "
                               "logits_per_image; return logits_per_text, one row per text "
@@ -141,6 +151,15 @@ def check_clip(clip_class: type) -> str:
                                       "config.logit_scale_init_value = ln(1/0.07).")),
                 (torch.tensor(1 / 0.07), ("that is the scale 1/τ; store its logarithm, "
                                           "config.logit_scale_init_value = ln(1/0.07) = 2.659.")),
+            ], atol=1e-6)
+    other = dataclasses.replace(config, logit_scale_init_value=math.log(10))
+    other_scale = getattr(clip_class(other), "logit_scale", None)
+    compare("CLIP(config).logit_scale, freshly built from a config with logit_scale_init_value "
+            "= ln 10", other_scale.detach() if isinstance(other_scale, torch.Tensor) else other_scale,
+            torch.tensor(other.logit_scale_init_value), [
+                (torch.tensor(config.logit_scale_init_value),
+                 ("that is ln(1/0.07), the default; read the initial value from the config, "
+                  "config.logit_scale_init_value, which a config may set otherwise.")),
             ], atol=1e-6)
     yours = fresh
     have, want = set(yours.state_dict()), set(theirs.state_dict())

@@ -16,7 +16,8 @@ from miniclip.image import CLIP_MEAN, CLIP_STD, ImageProcessor, to_rgb
 
 __all__ = ["check_center_crop", "check_collate", "check_preprocess", "check_resize_shortest_edge"]
 
-RESIZE_CASES = [((333, 17), 32), ((17, 333), 32), ((45, 29), 32), ((300, 200), 64), ((40, 40), 32)]
+RESIZE_CASES = [((333, 17), 32), ((17, 333), 32), ((45, 29), 32), ((300, 200), 64), ((40, 40), 32),
+                ((80, 49), 32)]  # 49 * (32 / 49) = 31.999...: a scale factor loses a pixel
 CROP_CASES = [((37, 35), 32), ((32, 45), 32), ((50, 32), 32), ((64, 64), 64)]
 PREPROCESS_CASES = [("RGB", (333, 17)), ("L", (31, 30)), ("RGBA", (225, 223)), ("P", (50, 3)),
                     ("LA", (64, 48)), ("1", (1, 1))]
@@ -75,6 +76,13 @@ def check_resize_shortest_edge(resize_shortest_edge: Callable) -> str:
             wrong_sizes[tuple(rounding(side * size / long) for side in (width, height))] = (
                 "that makes the *longer* side `size`; CLIP makes the shorter side `size`, "
                 "then crops the longer one.")
+        scale = size / short
+        scaled = (int(width * scale), int(height * scale))
+        if scaled != expected.size:
+            wrong_sizes[scaled] = (
+                f"the shorter side came out {min(scaled)}, not {size}: {short} * ({size} / {short}) "
+                f"= {short * scale!r} in floating point, which int() cuts down. Set the shorter side "
+                "to exactly `size` and compute only the longer one: int(size * long / short).")
         if rounded != int(size * long / short):
             wrong_sizes[(rounded, size) if width > height else (size, rounded)] = (
                 "the longer side was rounded; transformers truncates it: "
@@ -166,13 +174,28 @@ def check_preprocess(preprocess: Callable) -> str:
         what = f"preprocess({mode} image {width}×{height}, size={size})"
         got = preprocess(image, size)
         if isinstance(got, np.ndarray):
-            got = torch.from_numpy(got)
+            raise CheckFailed(f"{what} returned a numpy array ({got.dtype}, shape {got.shape}); "
+                              "return a torch tensor: torch.from_numpy(array)")
         if isinstance(got, torch.Tensor) and tuple(got.shape) == (size, size, 3):
             raise CheckFailed(f"{what}: shape {tuple(got.shape)}, expected (3, {size}, {size})\n"
                               "Hint: PIL and numpy put channels last, (H, W, C); CLIP wants them "
                               "first: .transpose(2, 0, 1) on the array (or .permute on a tensor).")
+        if isinstance(got, torch.Tensor) and got.is_floating_point() and got.dtype != torch.float32:
+            raise CheckFailed(f"{what}: dtype {got.dtype}, expected torch.float32, the dtype of "
+                              "the model's weights\nHint: np.asarray(image) / 255 and the tuples "
+                              "CLIP_MEAN and CLIP_STD give float64; read the pixels with "
+                              "np.asarray(image, dtype=np.float32) and the constants with "
+                              "np.array(..., dtype=np.float32), or end with .float().")
         expected = theirs(image, return_tensors="pt")["pixel_values"][0]
+        channels_last = expected.permute(1, 2, 0)  # (H, W, C), as the pixels come from PIL
         mistakes = [
+            (channels_last.reshape(3, size, size),
+             ("reshape(3, H, W) keeps the values in their (H, W, C) order and cuts them into three "
+              "blocks, each mixing the channels; move the channel axis instead: "
+              ".transpose(2, 0, 1) on the array (or .permute(2, 0, 1) on a tensor).")),
+            (expected.transpose(1, 2),
+             ("height and width are swapped: transpose(2, 1, 0) gives (C, W, H), the image "
+              "mirrored along its diagonal; transpose(2, 0, 1) keeps rows as rows.")),
             (normalised(image, size, mean=(0, 0, 0), std=(1, 1, 1)),
              "not normalised: subtract CLIP_MEAN and divide by CLIP_STD, channel by channel."),
             (normalised(image, size, scale=1.0),

@@ -226,6 +226,11 @@ def per_caption(similarity, owners, k):
     return in_top[owners, torch.arange(len(owners))]
 
 
+def capped_at_images(similarity, owners, k):
+    """Image-to-text with K capped at the number of images, where the texts are ranked."""
+    return any_caption(similarity, owners, min(k, similarity.size(0)))
+
+
 def diagonal(similarity, owners, k):
     return own_image(similarity, torch.arange(similarity.size(1)), k)
 
@@ -318,6 +323,9 @@ def check_recall_at_k(recall_fn: Callable) -> str:
             ("i2t", wrong(per_caption, own_image),
              ("averaged over captions; image-to-text recall has one query per image: the mean "
               "over images of 'some caption is in the top K'.")),
+            ("i2t", wrong(capped_at_images, own_image),
+             ("K was capped at the number of images; image-to-text ranks the texts, so cap K at "
+              "the number of texts: topk(min(k, len(text_features))).")),
             ("i2t", wrong(diagonal_i2t, own_image),
              ("text j was taken to belong to image j, as in a training batch; here it belongs to "
               "image text_to_image[j], and an image has several captions.")),

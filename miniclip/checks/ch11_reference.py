@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -129,9 +130,13 @@ def check_write_config(write_config_fn: Callable) -> str:
             raise CheckFailed(f"write_config(config, directory) wrote no config.json into the "
                               f"directory (it holds {written or 'nothing else'}); write the JSON "
                               "to directory / 'config.json'")
-        if returned is None or Path(returned) != path:
+        if not isinstance(returned, (str, os.PathLike)):
             raise CheckFailed(f"write_config returned {describe(returned)}; return the path of the "
                               "file it wrote, directory / 'config.json'")
+        if Path(returned) != path:
+            which = " (the directory itself)" if Path(returned) == folder else ""
+            raise CheckFailed(f"write_config returned {returned!r}{which}; return the path of the "
+                              f"file it wrote, directory / 'config.json': {path!r}")
         try:
             values = json.loads(path.read_text())
         except json.JSONDecodeError as error:

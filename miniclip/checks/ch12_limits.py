@@ -36,8 +36,11 @@ def as_number(what: str, got) -> torch.Tensor:
     except (TypeError, ValueError, RuntimeError):
         raise CheckFailed(f"{what} returned {describe(got)}; return one number") from None
     if value.numel() != 1:
-        raise CheckFailed(f"{what} returned {describe(value)} values; return one number, the "
-                          "fraction over all images (a mean)")
+        returned = describe(got)  # as it came back, before any conversion
+        if not isinstance(got, torch.Tensor):
+            returned += f" of {value.numel()} values"
+        raise CheckFailed(f"{what} returned {returned}; return one number, the fraction over all "
+                          "images (a mean)")
     return value.reshape(())
 
 
@@ -109,21 +112,27 @@ def same_loss_gradients(world_size: int, share: int, seed: int) -> tuple[list[to
     return [gradient.clone() for _ in range(world_size)], gradient
 
 
-@exercise("gathered_gradient", gathered_gradient)
-def check_gathered_gradient(gathered_gradient_fn: Callable) -> str:
-    world_size, share, width = 3, 2, 4
+def check_gathered_shares(gathered_gradient_fn: Callable, world_size: int, share: int) -> None:
+    """Every rank's share, for `world_size` processes of `share` rows (of width 4) each."""
+    rows_in_all, width = world_size * share, 4
     # Different gradients on each process, as with open_clip's local loss (each process scores its
     # own rows only): multiplying one's own gradient by N is then wrong.
-    gradients = [randn(world_size * share, width, seed=125 + q) for q in range(world_size)]
+    gradients = [randn(rows_in_all, width, seed=125 + q) for q in range(world_size)]
     total = torch.stack(gradients).sum(dim=0)
     for rank in range(world_size):
         rows = slice(rank * share, (rank + 1) * share)
-        what = f"gathered_gradient(3 processes' (6, 4) gradients, rank={rank})"
+        what = (f"gathered_gradient({world_size} processes' {(rows_in_all, width)} gradients, "
+                f"rank={rank})")
         got = gathered_gradient_fn([g.clone() for g in gradients], rank)
         if isinstance(got, torch.Tensor) and got.shape == total.shape:
             raise CheckFailed(f"{what}: shape {tuple(got.shape)}, expected {(share, width)}\nHint: "
                               "that is the whole gathered gradient; each process keeps only the rows of "
                               "its own features, rank*B to (rank+1)*B.")
+        if isinstance(got, torch.Tensor) and got.dim() == 2 and got.size(0) != share:
+            raise CheckFailed(f"{what}: shape {tuple(got.shape)}, expected {(share, width)}\nHint: "
+                              f"here each process holds B = {share} rows; find B from the tensors, "
+                              "the gathered rows divided by the number of processes: "
+                              "gradients[0].size(0) // len(gradients).")
         mistakes = [
             (gradients[rank][rows], ("only this process's own gradient: the other processes' losses "
                                      "depend on these features too, so sum all processes' gradients "
@@ -142,7 +151,14 @@ def check_gathered_gradient(gathered_gradient_fn: Callable) -> str:
     for rank in range(world_size):
         rows = slice(rank * share, (rank + 1) * share)
         got = gathered_gradient_fn([g.clone() for g in per_process], rank)
-        compare(f"gathered_gradient when all 3 processes compute the same CLIP loss, rank={rank}: "
-                "N times the one-process gradient of this share", got, world_size * gradient[rows])
+        compare(f"gathered_gradient when all {world_size} processes compute the same CLIP loss, "
+                f"rank={rank}: N times the one-process gradient of this share", got,
+                world_size * gradient[rows])
+
+
+@exercise("gathered_gradient", gathered_gradient)
+def check_gathered_gradient(gathered_gradient_fn: Callable) -> str:
+    for world_size, share in ((3, 2), (2, 3)):  # two shapes, so that a hard-coded B shows
+        check_gathered_shares(gathered_gradient_fn, world_size, share)
     return ("the sum over processes, then this process's rows: N × the one-process gradient when "
             "all losses agree, which DistributedDataParallel's mean turns back into it")

@@ -67,10 +67,15 @@ def describe(value: Any) -> str:
     return "None" if value is None else f"a {type(value).__name__}"
 
 
-def show(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+def show(got: Any, expected: Any) -> tuple[str, str]:
+    """Two numbers as text: floats to 6 significant digits, or more where 6 print them alike."""
+    if not isinstance(got, float) or not isinstance(expected, float):
+        return str(got), str(expected)
+    for digits in (6, 9, 12, 17):
+        shown = f"{got:.{digits}g}", f"{expected:.{digits}g}"
+        if shown[0] != shown[1]:
+            break
+    return shown
 
 
 def difference(got: Any, expected: Any, atol: float, rtol: float) -> str | None:
@@ -84,8 +89,8 @@ def difference(got: Any, expected: Any, atol: float, rtol: float) -> str | None:
     if got.shape != expected.shape:
         return f"shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
     if (got.dtype == torch.bool) != (expected.dtype == torch.bool) or (
-        expected.is_floating_point() and not got.is_floating_point()
-    ):
+        expected.is_floating_point() != got.is_floating_point()
+    ):  # integers hold ids, positions and masks; floats round them
         return f"dtype {got.dtype}, expected {expected.dtype}"
     got = got.detach().cpu()
     if expected.dtype == torch.bool:
@@ -96,11 +101,12 @@ def difference(got: Any, expected: Any, atol: float, rtol: float) -> str | None:
     if not wrong.any():
         return None
     if expected.dim() == 0:
-        return f"{show(got.item())}, expected {show(expected.item())}"
+        shown, wanted = show(got.item(), expected.item())
+        return f"{shown}, expected {wanted}"
     index = wrong.nonzero()[0].tolist()
-    message = (f"entry {index} is {show(got[tuple(index)].item())}, expected "
-               f"{show(expected[tuple(index)].item())} ({int(wrong.sum())} of {wrong.numel()} "
-               "entries differ")
+    shown, wanted = show(got[tuple(index)].item(), expected[tuple(index)].item())
+    message = (f"entry {index} is {shown}, expected {wanted} ({int(wrong.sum())} of "
+               f"{wrong.numel()} entries differ")
     if expected.is_floating_point():
         if got.isnan().any() and not expected.isnan().any():
             message += ", some are NaN"

@@ -5,9 +5,10 @@
 batch (tests/test_train.py checks it), with the activations of one micro-batch in memory,
 for one more forward pass without a graph. This script measures both sides on one
 machine in one run: samples/s of a full training step (forward, loss, backward, AdamW)
-and peak memory, each against the batch taken whole. Peak memory: on a GPU from
-PyTorch's allocator; on a CPU from each split run alone in a fresh process (as
-bench_train_step.py does).
+and peak memory, each against the batch taken whole. Peak memory: each split alone in a
+fresh process, over two steps, above what the model and the batch hold (as
+bench_train_step.py does): on a GPU the allocator's peak, on a CPU the peak resident
+memory. So each figure holds the gradients, one AdamW state and the split's activations.
 
     python benchmarks/bench_accumulate.py                # tiny, batch 1024 as 1, 4 and 16 parts, CPU
     python benchmarks/bench_accumulate.py --preset vit-b-32 --batch-size 4096 --device cuda
@@ -23,7 +24,7 @@ import sys
 from contextlib import nullcontext
 
 import torch
-from bench_train_step import make_batch, peak_resident_memory, timed
+from bench_train_step import make_batch, peak_memory, timed
 
 from miniclip import CLIP, CLIPConfig
 from miniclip.train import accumulated_backward, split_batch
@@ -52,10 +53,17 @@ def setup(preset: str, batch_size: int, device: str) -> tuple[CLIP, dict[str, to
 
 
 def memory_child(args) -> None:
-    """Peak resident memory of a few steps with `--memory-of` micro-batches, in MiB, from after the setup."""
-    model, batch = setup(args.preset, args.batch_size, "cpu")
-    step = step_function(model, batch, args.memory_of, "cpu")
-    print(json.dumps(peak_resident_memory(lambda: [step() for _ in range(2)])))
+    """Peak memory of a few steps with `--memory-of` micro-batches, in MiB, from after the setup."""
+    model, batch = setup(args.preset, args.batch_size, args.device)
+    step = step_function(model, batch, args.memory_of, args.device)
+    print(json.dumps(peak_memory(lambda: [step() for _ in range(2)], args.device)))
+
+
+def peak_memory_alone(args, parts: int) -> float:
+    """Peak memory of steps in `parts` micro-batches, measured alone in a fresh process."""
+    command = [sys.executable, __file__, "--memory-of", str(parts), "--preset", args.preset,
+               "--batch-size", str(args.batch_size), "--splits", str(parts), "--device", args.device]
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
 
 def main() -> None:
@@ -74,6 +82,7 @@ def main() -> None:
     if args.memory_of:
         return memory_child(args)
 
+    memory = {parts: peak_memory_alone(args, parts) for parts in args.splits}
     model, batch = setup(args.preset, args.batch_size, args.device)
     steps = {parts: step_function(model, batch, parts, args.device) for parts in args.splits}
     for step in steps.values():  # warm up
@@ -83,18 +92,6 @@ def main() -> None:
         for parts, step in steps.items():
             times[parts].append(timed(step, args.device))
     rate = {parts: args.batch_size / statistics.median(t) for parts, t in times.items()}
-
-    memory = {}
-    for parts, step in steps.items():
-        if args.device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-            step()
-            memory[parts] = torch.cuda.max_memory_allocated() / 2**20
-        else:
-            command = [sys.executable, __file__, "--memory-of", str(parts), "--preset", args.preset,
-                       "--batch-size", str(args.batch_size), "--splits", str(parts)]
-            memory[parts] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"preset {args.preset}, one contrastive batch of {args.batch_size}, {where}, torch {torch.__version__}")
     first = args.splits[0]

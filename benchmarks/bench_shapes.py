@@ -1,6 +1,6 @@
 """How fast the procedural shapes are made: images per second, one process.
 
-Chapter 08 ("Caption data") quotes the numbers. Each item is generated from scratch
+The README's "Measured" section quotes the numbers. Each item is generated from scratch
 (scene, captions, pixels); a DataLoader with N workers makes about N times as many.
 
     python benchmarks/bench_shapes.py [--count 2000]

@@ -2,9 +2,11 @@
 
 A step is forward, the contrastive loss, backward and an AdamW update. The two models
 take turns (interleaved rounds) so that both see the same machine state, and the script
-prints samples/s for each and their ratio. Peak memory: on a GPU from PyTorch's
-allocator; on a CPU from each model run alone in a fresh process (peak resident memory
-during the steps minus the resident memory before them).
+prints samples/s for each and their ratio. Peak memory: each model alone in a fresh
+process, from building it to the end of three steps, above what the process held before
+(the batch): on a GPU the allocator's peak (`torch.cuda.max_memory_allocated`), on a CPU
+the peak resident memory. So each figure holds one model, its gradients, one AdamW state
+and the step's activations, on either device.
 
     python benchmarks/bench_train_step.py                      # tiny, batch 64, CPU
     python benchmarks/bench_train_step.py --preset vit-b-32 --batch-size 256 --device cuda
@@ -86,11 +88,24 @@ def memory_status(field: str) -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def cpu_peak_memory(args, which: str) -> float:
+def peak_memory_alone(args, which: str) -> float:
     """Peak memory of `which` model's steps, measured alone in a fresh process."""
     command = [sys.executable, __file__, "--memory-of", which, "--preset", args.preset,
-               "--batch-size", str(args.batch_size), "--steps", "3"]
+               "--batch-size", str(args.batch_size), "--steps", "3", "--device", args.device,
+               *(["--compile"] if args.compile and args.device == "cuda" else [])]  # as timed
     return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+
+def peak_memory(run, device: str) -> float:
+    """Peak memory while `run()` runs, above what was held before it, in MiB."""
+    if device != "cuda":
+        return peak_resident_memory(run)
+    torch.cuda.synchronize()
+    baseline = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    run()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - baseline) / 2**20
 
 
 def peak_resident_memory(run) -> float:
@@ -103,19 +118,19 @@ def peak_resident_memory(run) -> float:
 
 
 def memory_child(args) -> None:
-    """Peak resident memory from building one model to the end of its steps, in MiB."""
+    """Peak memory from building one model to the end of its steps, in MiB."""
     config = CLIPConfig.preset(args.preset)
-    batch = make_batch(config, args.batch_size, "cpu")
+    batch = make_batch(config, args.batch_size, args.device)
 
     def build_and_step():
         torch.manual_seed(0)
         is_hf = args.memory_of == "transformers"
         model = transformers.CLIPModel(config.to_hf()) if is_hf else CLIP(config)
-        step = step_function(model.train(), is_hf, batch, "cpu", False)
+        step = step_function(model.to(args.device).train(), is_hf, batch, args.device, args.compile)
         for _ in range(args.steps):
             step()
 
-    print(json.dumps(peak_resident_memory(build_and_step)))
+    print(json.dumps(peak_memory(build_and_step, args.device)))
 
 
 def main() -> None:
@@ -130,6 +145,7 @@ def main() -> None:
     if args.memory_of:
         return memory_child(args)
 
+    memory = {name: peak_memory_alone(args, name) for name in ("miniclip", "transformers")}
     config = CLIPConfig.preset(args.preset)
     model, hf_model = make_models(args.preset, args.device)
     batch = make_batch(config, args.batch_size, args.device)
@@ -146,15 +162,6 @@ def main() -> None:
             times[name].append(timed(step, args.device))
 
     rate = {name: args.batch_size / statistics.median(t) for name, t in times.items()}
-    if args.device == "cuda":
-        memory = {}
-        for name, step in steps.items():
-            torch.cuda.reset_peak_memory_stats()
-            step()
-            memory[name] = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        memory = {name: cpu_peak_memory(args, name) for name in steps}
-
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"preset {args.preset}, batch {args.batch_size}, {where}, torch {torch.__version__}, "
           f"transformers {transformers.__version__}, compile={args.compile}")

@@ -17,15 +17,19 @@
 #
 # It needs only what a GPU image with PyTorch already holds (torch, transformers, numpy,
 # matplotlib, pillow, safetensors, regex, tqdm): the package is used from this checkout
-# (PYTHONPATH), nothing is installed. Fashion-MNIST is looked for in $FASHION_ROOT (default
-# .fashion/, ignored by git: `cp -r /usr/share/datasets/fashion-mnist .fashion` before the
-# call, and carry it), else skipped.
+# (PYTHONPATH), nothing is installed. It prints the versions of torch and transformers first
+# and refuses ones older than pyproject.toml accepts. Fashion-MNIST is looked for in
+# $FASHION_ROOT (default .fashion/, ignored by git: `cp -r /usr/share/datasets/fashion-mnist
+# .fashion` before the call, and carry it), else skipped.
 # Each part writes its log to RESULTS_DIR as it goes, so a call stopped at its limit still
-# returns what was done.
+# returns what was done. The runs themselves are trained in $RUNS (default runs/gpu, in the
+# checkout); each run's eval.json, metrics.jsonl, train_config.json and training.png are
+# copied to RESULTS_DIR/<part's folder>/<run>/ (small/shapes-small/, ladder-0.25/shapes-tiny/)
+# as soon as the run is evaluated. A relative RESULTS_DIR is taken from where it is called.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-
 results=${1:?give a folder for the results}
+case $results in /*) ;; *) results="$PWD/$results" ;; esac
+cd "$(dirname "$0")/.."
 mkdir -p "$results"
 DEVICE=${DEVICE:-cuda}
 PARTS=${PARTS:-bench small ladder}
@@ -37,6 +41,21 @@ FASHION_ROOT=${FASHION_ROOT:-.fashion}
 runs=${RUNS:-runs/gpu}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MINICLIP_PROGRESS=0 PYTHONUNBUFFERED=1
 
+# The oldest torch and transformers that pyproject.toml accepts (tests/test_benchmarks.py checks they agree).
+python3 - 2.6 5.21 <<'EOF' || exit 1
+import sys
+try:
+    import torch, transformers
+    from packaging.version import Version
+except ImportError as error:
+    sys.exit(f"gpu_check.sh needs torch and transformers installed: {error}")
+print(f"torch {torch.__version__}, transformers {transformers.__version__}")
+for module, floor in zip((torch, transformers), sys.argv[1:]):
+    # release numbers alone: a GPU image's "2.6.0a0+git..." build is 2.6.0
+    if Version(module.__version__).release < Version(floor).release:
+        sys.exit(f"{module.__name__} {module.__version__} is older than {floor}, the oldest miniclip "
+                 f"supports (pyproject.toml): pip install '{module.__name__}>={floor}' first")
+EOF
 if [ "$DEVICE" = cuda ] && ! python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
     echo "torch sees no GPU here: on a machine without one, DEVICE=cpu makes this a dry run" >&2
     exit 1
@@ -52,12 +71,25 @@ datasets="shapes emoji"
 extra=()
 if [ -f "$FASHION_ROOT/t10k-images-idx3-ubyte.gz" ]; then
     datasets="shapes fashion emoji"
-    extra=(--data-root "$FASHION_ROOT")  # read by fashion alone
+    extra=(--data-root "$FASHION_ROOT")  # results_table.py gives it to the fashion run alone
 else
     echo "no Fashion-MNIST in $FASHION_ROOT: fashion skipped" | tee -a "$results/machine.txt"
 fi
 # Data loading in worker processes keeps a GPU fed; on a CPU they would only compete with it.
 workers=$([ "$DEVICE" = cuda ] && echo 8 || echo 0)
+
+# What comes back from the GPU machine is RESULTS_DIR alone: each run's results and curves
+# in $runs/$1 go to RESULTS_DIR/$1, a folder per run.
+keep_runs() {
+    for run in "$runs/$1"/*/; do
+        [ -d "$run" ] || continue  # no run there: the pattern itself
+        run=${run%/}
+        mkdir -p "$results/$1/${run##*/}"
+        for file in eval.json metrics.jsonl train_config.json training.png; do
+            [ -f "$run/$file" ] && cp "$run/$file" "$results/$1/${run##*/}/"
+        done
+    done
+}
 
 for part in $PARTS; do
     case $part in
@@ -71,15 +103,17 @@ for part in $PARTS; do
         } 2>&1 | tee "$results/bench.txt" ;;
     small)
         for data in $datasets; do
-            options=(--workers "$workers")
+            options=()
             [ "$data" = fashion ] && options+=("${extra[@]}")
             python3 benchmarks/results_table.py --device "$DEVICE" --preset small --data "$data" \
-                --minutes "$SMALL_MINUTES" --out "$runs/small" -- "${options[@]}"
+                --minutes "$SMALL_MINUTES" --out "$runs/small" "${options[@]}" -- --workers "$workers"
+            keep_runs small
         done 2>&1 | tee "$results/small.txt" ;;
     ladder)
         for minutes in $LADDER; do
             python3 benchmarks/results_table.py --device "$DEVICE" --preset tiny --data shapes \
                 --minutes "$minutes" --out "$runs/ladder-$minutes" -- --workers "$workers"
+            keep_runs "ladder-$minutes"
         done 2>&1 | tee "$results/ladder.txt" ;;
     *)
         echo "unknown part $part: the parts are bench, small and ladder" >&2

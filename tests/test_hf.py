@@ -2,6 +2,8 @@
 
 import json
 import os
+import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from miniclip import CLIP, CLIPConfig
 from miniclip.config import TextConfig, VisionConfig
-from miniclip.hf import is_cached
+from miniclip.hf import config_json, is_cached
 
 SMALL = CLIPConfig(
     text=TextConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
@@ -62,6 +64,91 @@ def test_saved_config_is_a_clip_model_config(tmp_path):
     assert config["text_config"]["eos_token_id"] == 63
 
 
+# ---- the other layouts of the hub: pytorch_model.bin, and safetensors in shards ---------------
+
+
+def save_as_bin(model: CLIP, folder: Path) -> None:
+    """What transformers wrote before safetensors: a pickled state dict."""
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+
+
+def save_as_shards(model: CLIP, folder: Path) -> None:
+    """What transformers writes for a large model: shards, and an index naming each tensor's shard."""
+    state_dict = {key: value.contiguous() for key, value in model.state_dict().items()}
+    keys = list(state_dict)
+    names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    weight_map = {}
+    for name, shard in zip(names, (keys[: len(keys) // 2], keys[len(keys) // 2 :])):
+        save_file({key: state_dict[key] for key in shard}, folder / name, metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(shard, name))
+    total_size = sum(value.numel() * value.element_size() for value in state_dict.values())
+    index = {"metadata": {"total_size": total_size}, "weight_map": weight_map}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+
+
+def checkpoint(folder: Path, layout: str) -> CLIP:
+    """A random SMALL model saved in `folder` in `layout`, beside its config.json; the model."""
+    torch.manual_seed(2)
+    model = CLIP(SMALL)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(config_json(SMALL))
+    {"bin": save_as_bin, "shards": save_as_shards}[layout](model, folder)
+    return model
+
+
+def assert_same_weights(model: CLIP, loaded: CLIP) -> None:
+    ours, theirs = model.state_dict(), loaded.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert torch.equal(ours[key], theirs[key]), key
+
+
+@pytest.mark.parametrize("layout", ["bin", "shards"])
+def test_a_pickled_or_sharded_checkpoint_loads_the_same_weights(tmp_path, layout):
+    model = checkpoint(tmp_path, layout)
+    assert not (tmp_path / "model.safetensors").exists()
+    assert_same_weights(model, CLIP.from_pretrained(tmp_path))
+
+
+class Payload:
+    """A pickle that runs code when loaded: it makes the folder `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.makedirs, (str(self.marker),)
+
+
+def test_a_pickled_checkpoint_that_would_run_code_is_refused(tmp_path):
+    model = checkpoint(tmp_path, "bin")
+    marker = tmp_path / "the-pickle-ran"
+    torch.save({**model.state_dict(), "payload": Payload(marker)}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(pickle.UnpicklingError):
+        CLIP.from_pretrained(tmp_path)
+    assert not marker.exists()
+    torch.load(tmp_path / "pytorch_model.bin", weights_only=False)  # what an unrestricted load does
+    assert marker.exists()
+
+
+def fake_cache(cache: Path, repo_id: str, monkeypatch) -> Path:
+    """The snapshot folder of `repo_id` in a Hugging Face cache at `cache`, made the hub's cache."""
+    repository = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repository / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (repository / "refs").mkdir()
+    (repository / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))  # read at import
+    return snapshot
+
+
+@pytest.mark.parametrize("layout", ["bin", "shards"])
+def test_a_pickled_or_sharded_checkpoint_loads_by_hub_id_from_the_cache(tmp_path, monkeypatch, layout):
+    model = checkpoint(fake_cache(tmp_path, "someone/old-clip", monkeypatch), layout)
+    assert is_cached("someone/old-clip")
+    assert_same_weights(model, CLIP.from_pretrained("someone/old-clip"))
+
+
 def test_uncached_hub_id_fails_offline_with_a_way_out(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
@@ -71,12 +158,8 @@ def test_uncached_hub_id_fails_offline_with_a_way_out(tmp_path, monkeypatch):
 
 def test_a_cached_repository_without_weights_is_not_taken_for_one(tmp_path, monkeypatch):
     # what an older hub command leaves when its second --include replaced the first
-    snapshot = tmp_path / "models--someone--clip" / "snapshots" / "0123abcd"
-    snapshot.mkdir(parents=True)
-    (tmp_path / "models--someone--clip" / "refs").mkdir()
-    (tmp_path / "models--someone--clip" / "refs" / "main").write_text("0123abcd")
+    snapshot = fake_cache(tmp_path, "someone/clip", monkeypatch)
     CLIP(SMALL).save_pretrained(snapshot)
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))  # read at import
     assert is_cached("someone/clip")
     (snapshot / "model.safetensors").unlink()
     assert not is_cached("someone/clip")

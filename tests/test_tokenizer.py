@@ -269,7 +269,6 @@ def test_save_refuses_a_padding_token_that_transformers_would_split_out(tmp_path
 
 
 def test_openai_cleaning_fixes_mojibake_and_html(openai: Tokenizer) -> None:
-    pytest.importorskip("ftfy")
     original = Tokenizer.from_openai(clean="openai")
     assert original.encode("CafÃ© &amp;amp; Bar") == openai.encode("café & bar")
     text = "A Dog,  running on the BEACH!"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's GPU figures, in one call on a GPU machine (about 7 minutes):
+# The README's GPU figures, in one call on a GPU machine (an estimated 7 to 9 minutes):
 #
 #   1. bench:  training-step speed and peak memory of miniclip against transformers.CLIPModel,
 #              bf16 autocast, presets tiny, small and vit-b-32 at batch 256; then gradient

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "evaluate":
         from miniclip.evaluate import evaluate_run, results_json
 
-        options = data_set_options(args, args.data)
+        options = data_set_options(args)
         print(results_json(evaluate_run(args.run_dir, args.data, args.limit, args.device, options)))
         return 0
     from miniclip.export import export_run
@@ -124,22 +124,20 @@ def data_options(pairs: list[str]) -> dict:
     return options
 
 
-def data_set_options(args: argparse.Namespace, data: str | None) -> dict:
+def data_set_options(args: argparse.Namespace) -> dict:
     """--data-option, --data-root and --captions as one dict of the data set's options."""
     options = data_options(args.data_option)
     if args.data_root:
         options["root"] = args.data_root
     if args.captions:
         options["captions"] = args.captions
-    if data == "folder" and "root" not in options:
-        raise ValueError("--data folder needs --data-root DIR, the folder of your images and captions")
     return options
 
 
 def run_train(args: argparse.Namespace) -> int:
     from miniclip.train import TrainConfig, train
 
-    options = data_set_options(args, args.data)
+    options = data_set_options(args)
     preset = args.preset
     if args.vision == "resnet" and preset not in RESNET_TWINS.values():
         if preset not in RESNET_TWINS:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from miniclip.evaluate import EVAL_SPLITS
+
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
@@ -39,7 +41,9 @@ def plot_training(run_dir: str | Path, save: bool = True):
     axes[2].plot(steps, [r["lr"] for r in records])
     axes[2].set(title="Learning rate", xlabel="step", ylabel="learning rate")
     validated = [r for r in records if "val_i2t_recall@1" in r]
-    split = validated[-1].get("val_split", "val") if validated else "val"
+    # runs of older versions validated on the retrieval split, without naming it
+    earlier = EVAL_SPLITS.get(settings["data"], {"retrieval": "test"})["retrieval"]
+    split = validated[-1].get("val_split", earlier) if validated else "val"
     axes[3].set(title=f"Retrieval recall on {split!r} (first {settings['eval_size']})",
                 xlabel="step", ylabel="recall", ylim=(0, 1.02))
     if validated:

@@ -278,6 +278,8 @@ class Trainer:
                 f"{self.run_dir} already holds a training run (checkpoints up to {found[-1].name}): "
                 "continue it with --resume, or train into another --out")
         self.rank, self.world_size, self.device = distributed.setup(config.device)
+        if not resume:
+            self.drop_metrics_after(0)  # an earlier run here saved no checkpoint: its log goes too
         if config.batch_size % (self.world_size * config.accumulate):
             raise ValueError(
                 f"batch size {config.batch_size} does not split over {self.world_size} process(es) "
@@ -299,6 +301,7 @@ class Trainer:
         self.step = 0
         self.total_steps = config.steps if config.steps is not None else (None if config.minutes else DEFAULT_STEPS)
         self.timings = [(0.0, 0)]  # with --minutes: (seconds, steps) since the start, at each plan
+        self.previous_plan: int | None = None  # a resumed run's step count, while it plans another
         saved_scaler = self.resume() if resume else {}
         self.precision = resolve_precision(config.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
@@ -344,6 +347,7 @@ class Trainer:
         found = latest_checkpoint(self.run_dir / "checkpoints")
         if found is None:
             self.log(f"no checkpoint in {self.run_dir / 'checkpoints'}; starting afresh")
+            self.drop_metrics_after(0)  # what a run that saved nothing had logged
             return {}
         checkpoint, state = found
         saved = state["train"]
@@ -375,6 +379,7 @@ class Trainer:
         if config.steps is not None:
             return config.steps
         if config.minutes is not None and config.minutes != saved_minutes:
+            self.previous_plan = saved_total  # the learning rate follows it until the new plan
             return None
         if saved_total is None:
             config.minutes = saved_minutes
@@ -438,8 +443,8 @@ class Trainer:
             if self.interrupted:  # Ctrl-C reached the DataLoader's workers too, and they stopped
                 raise KeyboardInterrupt from None
             raise
-        learning_rate = learning_rate_at(self.step, self.total_steps or 10**9,
-                                         config.learning_rate, config.warmup_steps)
+        total = self.total_steps or self.previous_plan or 10**9  # before a --minutes plan: no end yet
+        learning_rate = learning_rate_at(self.step, total, config.learning_rate, config.warmup_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
         loss = self.backward(batch)
@@ -567,8 +572,14 @@ class Trainer:
         if self.validation is None:
             try:
                 self.validation = "val", self.load("val")
-            except ValueError:
+            except ValueError:  # no such split
                 self.validation = "test", self.load("test")
+            if len(self.validation[1]) == 0 and self.validation[0] == "val":  # val_fraction=0, say
+                self.validation = "test", self.load("test")
+            if len(self.validation[1]) == 0:
+                raise ValueError(f"{self.config.data}: nothing held out to validate on (its "
+                                 f"{self.validation[0]!r} split is empty); hold some items out, "
+                                 "or train with eval_every=0 (--eval-every 0)")
         split, data = self.validation
         model = unwrap(self.model)
         model.eval()

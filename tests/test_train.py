@@ -345,7 +345,28 @@ def test_resume_refuses_other_settings(tmp_path, uninterrupted):
 def test_resume_keeps_the_plan_unless_told_otherwise(uninterrupted):
     assert Trainer(small_run(uninterrupted, steps=None), resume=True).total_steps == 6
     assert Trainer(small_run(uninterrupted, steps=9), resume=True).total_steps == 9  # --steps extends
-    assert Trainer(small_run(uninterrupted, steps=None, minutes=1), resume=True).total_steps is None
+    replanned = Trainer(small_run(uninterrupted, steps=None, minutes=1), resume=True)
+    assert replanned.total_steps is None
+    replanned.train_step(replanned.batches())  # timing the new plan: the old one's rate, not the peak
+    assert replanned.optimizer.param_groups[0]["lr"] == learning_rate_at(6, 6, 1e-3, 2)
+
+
+def test_metrics_of_a_run_that_saved_no_checkpoint_are_not_kept(tmp_path):
+    for resume in (False, True):
+        tmp_path.joinpath("metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+        Trainer(small_run(tmp_path), resume=resume)
+        assert tmp_path.joinpath("metrics.jsonl").read_text() == ""
+
+
+def test_validation_falls_back_to_the_test_split_and_names_it(tmp_path, monkeypatch):
+    trainer = Trainer(small_run(tmp_path, eval_size=8))
+    load = trainer.load
+    monkeypatch.setattr(trainer, "load", lambda split: [] if split == "val" else load(split))  # val_fraction=0
+    assert trainer.validate()["val_split"] == "test"
+    trainer.validation = None
+    monkeypatch.setattr(trainer, "load", lambda split: [])
+    with pytest.raises(ValueError, match=r"nothing held out to validate on .* \(--eval-every 0\)"):
+        trainer.validate()
 
 
 def test_a_minutes_run_stopped_before_its_plan_resumes_and_plans(tmp_path):
@@ -593,12 +614,12 @@ def test_vision_resnet_refuses_a_preset_without_a_twin(capsys):
     assert "the preset 'tiny-resnet' is a ResNet; its ViT twin is 'tiny'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [["train", "--out", "unused"], ["evaluate", "unused"]])
-def test_folder_data_without_its_folder_is_named(command, capsys):
+def test_folder_data_without_its_folder_is_named(uninterrupted, tmp_path, capsys):
     from miniclip.__main__ import main
 
-    assert main([*command, "--data", "folder"]) == 2
-    assert "--data folder needs --data-root DIR" in capsys.readouterr().err
+    for command in (["train", "--out", str(tmp_path / "run")], ["evaluate", str(uninterrupted)]):
+        assert main([*command, "--data", "folder"]) == 2
+        assert "folder needs the option 'root' (on the command line: --data-root DIR)" in capsys.readouterr().err
 
 
 def test_evaluate_takes_where_the_data_lies(monkeypatch, capsys):
@@ -621,3 +642,14 @@ def test_under_torchrun_one_process_evaluates(monkeypatch):
         monkeypatch.setenv("RANK", rank)
         assert cli.main(["train", "--out", f"run-{rank}", "--evaluate"]) == 0
     assert measured == ["run-0"]
+
+
+def test_the_plot_of_an_older_run_names_the_split_it_validated_on(tmp_path):
+    from miniclip.report import plot_training
+
+    settings = {"data": "emoji", "batch_size": 8, "eval_size": 256, "eval_every": 10}
+    (tmp_path / "train_config.json").write_text(json.dumps(settings))
+    record = {"step": 10, "loss": 1.0, "lr": 1e-3, "temperature": 0.07, "val_i2t_recall@1": 0.1,
+              "val_i2t_recall@5": 0.3, "val_t2i_recall@1": 0.1, "val_t2i_recall@5": 0.3}  # no val_split
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+    assert "'test'" in plot_training(tmp_path, save=False).axes[3].get_title()  # emoji has no val

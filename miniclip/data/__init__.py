@@ -29,10 +29,16 @@ def load_dataset(name: str, split: str = "train", seed: int = 0, **options) -> D
     """The `split` of dataset `name`; `options` are those of its class (see each module)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    accepted = [p for p in inspect.signature(DATASETS[name]).parameters if p not in ("split", "seed")]
+    parameters = inspect.signature(DATASETS[name]).parameters
+    accepted = [p for p in parameters if p not in ("split", "seed")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(f"{name} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(accepted)}")
+    missing = [p for p in accepted if parameters[p].default is inspect.Parameter.empty and p not in options]
+    if missing:  # folder's root
+        flags = ", ".join(f"--data-{p}" if p == "root" else f"--data-option {p}=..." for p in missing)
+        raise ValueError(f"{name} needs the option {', '.join(map(repr, missing))} (on the command "
+                         f"line: {flags}{' DIR' if missing == ['root'] else ''})")
     return DATASETS[name](split=split, seed=seed, **options)
 
 

@@ -129,6 +129,24 @@ def test_numpy_loss_computed_in_float32_passes(capsys):
     assert capsys.readouterr().out.startswith("✓ clip_loss_numpy")
 
 
+def without_the_max_shift(image_features, text_features, W_image, W_text, t):
+    """In float32, np.exp of logits near 100 overflows to inf."""
+    image = (image_features @ W_image).astype(np.float32)
+    text = (text_features @ W_text).astype(np.float32)
+    image /= np.linalg.norm(image, axis=1, keepdims=True)
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    exp = np.exp(image @ text.T * np.float32(np.exp(t)))
+    per_image = -np.log(np.diag(exp) / exp.sum(axis=1))
+    per_text = -np.log(np.diag(exp) / exp.sum(axis=0))
+    return (per_image.mean() + per_text.mean()) / 2
+
+
+def test_numpy_loss_that_overflows_is_told_to_subtract_the_maximum():
+    with np.errstate(over="ignore", invalid="ignore"), \
+            pytest.raises(checks.CheckFailed, match="Subtract each row's maximum"):
+        checks.check_clip_loss_numpy(without_the_max_shift)
+
+
 def test_numpy_reference_agrees_with_torch_at_the_cap():
     rng = np.random.default_rng(0)
     image_features, text_features = rng.normal(size=(7, 5)), rng.normal(size=(7, 3))

@@ -75,7 +75,15 @@ def crop_with(offset=0, swap=False, corner=False, extra=0):
     return wrong
 
 
+def rounded_crop(image, size):
+    """Python's round() sends one odd margin left (2.5 -> 2) and another right (1.5 -> 2)."""
+    width, height = image.size
+    left, top = round((width - size) / 2), round((height - size) / 2)
+    return image.crop((left, top, left + size, top + size))
+
+
 WRONG_CROPS = {
+    "rounded halves": (rounded_crop, "rounds halves to the even number"),
     "odd pixel up-left": (crop_with(offset=1), "right and down"),
     "swapped": (crop_with(swap=True), "swapped"),
     "corner": (crop_with(corner=True), "top-left corner"),

@@ -121,6 +121,11 @@ def check_clip_loss_numpy(clip_loss_numpy_fn: Callable) -> str:
         if got_tensor.dim() != 0:
             raise CheckFailed(f"{what} returned an array of shape {tuple(got_tensor.shape)}; "
                               "return one number, the mean of the two losses")
+        if not torch.isfinite(got_tensor):
+            raise CheckFailed(f"{what} returned {float(got_tensor)}: the softmax overflowed (the "
+                              f"logits reach {math.exp(t):.0f}, and np.exp(89) is already inf in "
+                              "float32). Subtract each row's maximum from the logits before np.exp: "
+                              "the softmax is unchanged and nothing overflows.")
         expected = loss_module.clip_loss(logits.t())
         compare(what, got_tensor, expected, mistakes, atol=1e-8, rtol=1e-5)
         compare(f"{what}, against transformers' image_text_contrastive_loss", got_tensor,

@@ -129,6 +129,13 @@ def check_center_crop(center_crop: Callable) -> str:
              "from the width and top from the height."),
             (pixels(image.crop((0, 0, size, size))), "that is the top-left corner, not the centre."),
         ]
+        rounded_left, rounded_top = round((width - size) / 2), round((height - size) / 2)
+        if (rounded_left, rounded_top) not in ((left, top), (up_left, up_top)):  # one of each
+            mistakes.append((pixels(image.crop((rounded_left, rounded_top, rounded_left + size,
+                                                rounded_top + size))),
+                             "Python's round() rounds halves to the even number, so an odd margin "
+                             "goes left in one image and right in another: left = (width - size) "
+                             "// 2, top = (height - size) // 2."))
         compare(f"{what}, pixels (row, column, channel)", pixels(got), pixels(expected), mistakes,
                 atol=0.5, rtol=0)
     return ("the central square, the odd pixel right and down; equal to transformers' "

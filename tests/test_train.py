@@ -614,6 +614,13 @@ def test_vision_resnet_refuses_a_preset_without_a_twin(capsys):
     assert "the preset 'tiny-resnet' is a ResNet; its ViT twin is 'tiny'" in capsys.readouterr().err
 
 
+def test_the_command_line_offers_every_data_set():
+    from miniclip.__main__ import DATA
+    from miniclip.data import DATASETS
+
+    assert sorted(DATA) == sorted(DATASETS)
+
+
 def test_folder_data_without_its_folder_is_named(uninterrupted, tmp_path, capsys):
     from miniclip.__main__ import main
 

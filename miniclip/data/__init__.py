@@ -36,9 +36,8 @@ def load_dataset(name: str, split: str = "train", seed: int = 0, **options) -> D
         raise ValueError(f"{name} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(accepted)}")
     missing = [p for p in accepted if parameters[p].default is inspect.Parameter.empty and p not in options]
     if missing:  # folder's root
-        flags = ", ".join(f"--data-{p}" if p == "root" else f"--data-option {p}=..." for p in missing)
-        raise ValueError(f"{name} needs the option {', '.join(map(repr, missing))} (on the command "
-                         f"line: {flags}{' DIR' if missing == ['root'] else ''})")
+        where = " (on the command line: --data-root DIR)" if missing == ["root"] else ""
+        raise ValueError(f"{name} needs the option {', '.join(map(repr, missing))}{where}")
     return DATASETS[name](split=split, seed=seed, **options)
 
 

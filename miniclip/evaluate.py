@@ -285,7 +285,6 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, limit: int | None
     `data` defaults to the data set trained on, with its options; `options` (a `root`, say,
     where the data now lies) are added to those, or are the options of another `data`.
     """
-
     from miniclip.data import load_dataset
     from miniclip.report import retrieval_grid, similarity_figure
 

@@ -87,6 +87,8 @@ class Tower(TextTransformer):
                 output_attentions=False):
         x = self.embeddings(input_ids)
         mask = padding_mask(attention_mask) if attention_mask is not None and self.use_mask else None
+        if self.use_mask == "raw":
+            mask = attention_mask
         x, hidden_states, attentions = self.encoder(
             x, mask, causal=self.causal, output_hidden_states=output_hidden_states,
             output_attentions=output_attentions)
@@ -126,6 +128,7 @@ WRONG_TOWERS = {
     "not causal": (tower(causal=False), "not causal"),
     "no final LayerNorm": (tower(final_norm=False), "final_layer_norm"),
     "padding mask ignored": (tower(use_mask=False), "only the padding positions differ"),
+    "raw attention_mask to the encoder": (tower(use_mask="raw"), "The encoder takes padding_mask(attention_mask)"),
     "pooled before the LayerNorm": (tower(pool="before norm"), "before final_layer_norm"),
     "pooled at the last position": (tower(pool="last"), "last position"),
     "pooled by the mean": (tower(pool="mean"), "mean over tokens"),

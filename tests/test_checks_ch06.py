@@ -175,6 +175,8 @@ WRONG_ANSWERS = {
                           "initial 1/0.07"),
         "logits per image": (lambda t, i, s: s.exp() * F.normalize(i, dim=-1) @ F.normalize(t, dim=-1).t(),
                              "that is logits_per_image"),
+        "in float64": (lambda t, i, s: cosine_logits(t.double(), i.double(), s.double()),
+                       "dtype torch.float64, expected torch.float32 (keep the inputs' dtype"),
         "normalised in place": (normalised_in_place,
                                 "changed its arguments text_features and image_features in place"),
     },

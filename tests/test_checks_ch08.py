@@ -150,6 +150,8 @@ WRONG_COLLATES = {
     "mask inverted": (collate_with(inverted=True), "inverted"),
     "float ids and mask": (collate_with(dtype=torch.float32),
                            "['input_ids']: dtype torch.float32, expected torch.int64"),
+    "int32 ids and mask": (collate_with(dtype=torch.int32),
+                           "['input_ids']: dtype torch.int32, expected torch.int64 (token ids"),
     "a list": (collate_list, "return a dict"),
 }
 

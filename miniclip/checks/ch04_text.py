@@ -177,6 +177,26 @@ def list_of(name: str, call: str, got, want, hint: str) -> None:
         compare(f"{call}: {name}[{index}]", tensor, expected)
 
 
+def call_with_mask(tower: torch.nn.Module, call: str, input_ids: torch.Tensor,
+                   attention_mask: torch.Tensor | None):
+    """The tower's output; an error that only the mask brings on is told what the encoder takes."""
+    try:
+        return tower(input_ids, attention_mask=attention_mask)
+    except RuntimeError as error:
+        if attention_mask is None:
+            raise
+        try:
+            tower(input_ids, attention_mask=None)
+        except Exception:
+            raise error from None  # not the mask's doing
+        raise CheckFailed(
+            f"{call} raised RuntimeError: {error}\nHint: it runs without the mask, so the mask is "
+            "the trouble. The encoder takes padding_mask(attention_mask): booleans of shape "
+            "(batch, 1, 1, length), True where a key may be attended to. attention_mask itself "
+            "is (batch, length), 1s and 0s, and does not broadcast against the (batch, heads, "
+            "length, length) scores.") from None
+
+
 @exercise("TextTransformer", text_module.TextTransformer)
 def check_text_transformer(tower_class: type) -> str:
     from transformers import CLIPTextModel
@@ -207,7 +227,7 @@ def check_text_transformer(tower_class: type) -> str:
         yours = load(tower_class(config), weights, "TextTransformer")
         call = f"TextTransformer(input_ids, attention_mask) [{case}]"
         with torch.no_grad():
-            got = yours(ids, attention_mask=mask)
+            got = call_with_mask(yours, call, ids, mask)
             compare_tower_output(call, got, reference(ids, mask),
                                  theirs(ids, attention_mask=mask), "CLIPTextModel",
                                  text_tower_variants(reference, ids, mask))

@@ -79,7 +79,7 @@ def check_cosine_logits(cosine_logits_fn: Callable) -> str:
             raise CheckFailed(f"{what}: shape (5, 3), expected (3, 5)\nHint: that is "
                               "logits_per_image; return logits_per_text, one row per text "
                               "(text_embeds @ image_embeds.t()).")
-        compare(what, got, cosine_logits(text, image, scale), mistakes)
+        compare(what, got, cosine_logits(text, image, scale), mistakes, exact_dtype=True)
     return ("exp(logit_scale) · cos(text i, image j), a (N_texts, N_images) matrix, whatever "
             "the lengths of the features")
 

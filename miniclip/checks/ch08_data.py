@@ -326,12 +326,13 @@ def check_collate(collate_fn: Callable) -> str:
                                    "the caption's own ids to context_length - 2, then add <sot> "
                                    "and <eot>; the text tower pools at <eot>."),
             (wrong["left"][0], "padded on the left; CLIP pads on the right, after <|endoftext|>."),
-        ])
+        ], exact_dtype=True)
         compare(f"{what}['attention_mask']", got["attention_mask"], expected["attention_mask"], [
             (1 - expected["attention_mask"], "inverted: 1 on tokens, 0 on padding."),
             (wrong["left"][1], "padded on the left; CLIP pads on the right."),
-        ])
-        compare(f"{what}['pixel_values']", got["pixel_values"], expected["pixel_values"])
+        ], exact_dtype=True)
+        compare(f"{what}['pixel_values']", got["pixel_values"], expected["pixel_values"],
+                exact_dtype=True)
         theirs = hugging_face_batch(context_length)
         for key in ("input_ids", "attention_mask", "pixel_values"):
             compare(f"{what}['{key}'], against transformers' CLIPProcessor", got[key], theirs[key],

@@ -78,8 +78,19 @@ def show(got: Any, expected: Any) -> tuple[str, str]:
     return shown
 
 
-def difference(got: Any, expected: Any, atol: float, rtol: float) -> str | None:
-    """What is wrong with `got`, in words, or None when it equals `expected`."""
+def dtype_hint(got: torch.dtype, expected: torch.dtype) -> str:
+    """Why a tensor may have come out as `got` where `expected` was wanted."""
+    if expected.is_floating_point:
+        return ("keep the inputs' dtype: a float64 tensor comes from numpy, from Python floats "
+                "or from .double()" if got == torch.float64 else "keep the inputs' dtype")
+    return ("token ids and masks are int64 (torch.long), as transformers' are: "
+            "torch.tensor of Python ints gives that")
+
+
+def difference(got: Any, expected: Any, atol: float, rtol: float,
+               exact_dtype: bool = False) -> str | None:
+    """What is wrong with `got`, in words, or None when it equals `expected` (and, with
+    `exact_dtype`, has its dtype, not merely one of the same kind)."""
     if expected is None or not isinstance(got, torch.Tensor):
         if got is None and expected is None:
             return None
@@ -92,6 +103,8 @@ def difference(got: Any, expected: Any, atol: float, rtol: float) -> str | None:
         expected.is_floating_point() != got.is_floating_point()
     ):  # integers hold ids, positions and masks; floats round them
         return f"dtype {got.dtype}, expected {expected.dtype}"
+    if exact_dtype and got.dtype != expected.dtype:
+        return f"dtype {got.dtype}, expected {expected.dtype} ({dtype_hint(got.dtype, expected.dtype)})"
     got = got.detach().cpu()
     if expected.dtype == torch.bool:
         wrong = got != expected
@@ -124,9 +137,9 @@ def same(got: Any, wrong: Any, atol: float, rtol: float) -> bool:
 
 
 def compare(what: str, got: Any, expected: Any, mistakes: Mistakes = (),
-            atol: float = 1e-5, rtol: float = 1e-4) -> None:
-    """Raise CheckFailed, naming `what`, unless `got` equals `expected`."""
-    problem = difference(got, expected, atol, rtol)
+            atol: float = 1e-5, rtol: float = 1e-4, exact_dtype: bool = False) -> None:
+    """Raise CheckFailed, naming `what`, unless `got` equals `expected` (see `difference`)."""
+    problem = difference(got, expected, atol, rtol, exact_dtype)
     if problem is None:
         return
     hint = next((hint for wrong, hint in mistakes if same(got, wrong, atol, rtol)), None)

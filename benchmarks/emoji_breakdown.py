@@ -76,6 +76,7 @@ def main() -> None:
         parser.error("--model-neighbours needs a run folder: its image tower picks the neighbours")
     if args.run_dir is not None and args.seed is not None:
         parser.error(f"{args.run_dir} was trained on the split of its own seed; --seed goes with --pixels")
+    options = {}  # a run's data options (a second design of the training emoji, say)
     if args.pixels:
         seed = 0 if args.seed is None else args.seed
         title = f"nearest {args.neighbours} training pictures, seed {seed}"
@@ -84,11 +85,11 @@ def main() -> None:
         if settings["data"] != "emoji":
             raise SystemExit(f"{args.run_dir} was trained on {settings['data']!r}, not emoji")
         encoder = Encoder(model.eval(), tokenizer, ImageProcessor(model.config.vision.image_size))
-        seed, title = settings["seed"], args.run_dir
+        seed, title, options = settings["seed"], args.run_dir, settings["data_options"]
         if args.model_neighbours:
             title += f", its nearest {args.neighbours} training pictures voting"
-    train = load_dataset("emoji", split="train", seed=seed)
-    test = load_dataset("emoji", split="test", seed=seed)
+    train = load_dataset("emoji", split="train", seed=seed, **options)
+    test = load_dataset("emoji", split="test", seed=seed, **options)
     training_names = [words(train[i][1][0]) for i in range(len(train))]
 
     images, texts, owners = caption_pool(test)

@@ -213,6 +213,39 @@ def test_emoji_held_out_split_for_retrieval():
     assert captions[1].startswith("an emoji of ") and captions[2].endswith(" emoji")
 
 
+def test_emoji_second_design_adds_training_pictures_only(tmp_path):
+    train, test = load_dataset("emoji", "train"), load_dataset("emoji", "test")
+    chosen = [train.indices[0], train.indices[-1]]
+    for k, index in enumerate(chosen):  # a transparent picture, red in its middle
+        picture = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+        picture.paste((255, 0, 0, 255), (16, 16, 48, 48))
+        emoji = train.entries[index]["emoji"]
+        name = "-".join(f"{ord(c):x}" for c in emoji if k == 0 or c != "\ufe0f")  # with and without U+FE0F
+        picture.save(tmp_path / f"{name}.png")
+    held_out_name = "-".join(f"{ord(c):x}" for c in test.emoji(0))
+    Image.new("RGB", (64, 64)).save(tmp_path / f"{held_out_name}.png")  # a held-out emoji's
+    (tmp_path / "notes.txt").write_text("not a picture")
+    more = load_dataset("emoji", "train", second_design=str(tmp_path))
+    assert len(more) == len(train) + 2
+    for k, index in enumerate(chosen):
+        image, captions = more[len(train) + k]
+        assert captions == train[train.indices.index(index)][1]
+        assert more.emoji(len(train) + k) == train.entries[index]["emoji"]
+        assert image.size == (48, 48) and image.mode == "RGB"
+        assert image.getpixel((0, 0)) == (255, 255, 255) and image.getpixel((24, 24)) == (255, 0, 0)
+    assert more[0][1] == train[0][1]
+    held_out = load_dataset("emoji", "test", second_design=str(tmp_path))
+    assert held_out.indices == test.indices and len(held_out) == len(test)
+
+
+def test_emoji_second_design_names_a_folder_without_pictures(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no folder .*nowhere"):
+        load_dataset("emoji", "train", second_design=str(tmp_path / "nowhere"))
+    Image.new("RGB", (64, 64)).save(tmp_path / "smiley.png")
+    with pytest.raises(ValueError, match=f"no PNG in {re.escape(str(tmp_path))} is named by an emoji"):
+        load_dataset("emoji", "train", second_design=str(tmp_path))
+
+
 @pytest.mark.parametrize(("name", "described"), [
     ("grinning face", "an emoji of a grinning face"),
     ("raised hands", "an emoji of raised hands"),

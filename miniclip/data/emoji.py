@@ -10,6 +10,11 @@ Item i is (image, captions), the captions all about one emoji: its name, "an emo
 a grinning face", "the grinning face emoji" and, where CLDR has keywords beyond the
 name, "an emoji for grin and smile". Split "test" holds out a seeded `test_fraction` of
 the emoji, never seen in "train".
+
+`second_design=DIR` adds to "train" a second picture of each training emoji that DIR
+holds, by another artist: PNG files named by code points as Twemoji's are (`1f600.png`,
+`1f468-200d-1f393.png`). None ships with miniclip; `docs/RESULTS.md` says where to get
+Twemoji's and what they change. The test split stays the pack's pictures.
 """
 
 import json
@@ -82,7 +87,8 @@ def captions_for(name: str, keywords: list[str]) -> list[str]:
 class Emoji(Dataset):
     """Emoji pictures with their names; see the module docstring."""
 
-    def __init__(self, split: str = "train", seed: int = 0, test_fraction: float = 0.1):
+    def __init__(self, split: str = "train", seed: int = 0, test_fraction: float = 0.1,
+                 second_design: str | None = None):
         if split not in SPLITS:
             raise ValueError(f"emoji has splits {SPLITS}, not {split!r}")
         pack, self.sheet = read_pack()
@@ -91,17 +97,51 @@ class Emoji(Dataset):
         order = keyed_rng(seed).permutation(len(self.entries)).tolist()
         held_out = round(test_fraction * len(order))
         self.indices = sorted(order[:held_out] if split == "test" else order[held_out:])
+        self.second: list[tuple[int, Image.Image]] = []  # (index, picture), after the pack's
+        if second_design is not None and split == "train":
+            self.second = second_pictures(Path(second_design), self.indices, self.entries, self.tile)
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.indices) + len(self.second)
 
     def __getitem__(self, i: int) -> tuple[Image.Image, list[str]]:
-        index = self.indices[i]
+        if i >= len(self.indices):
+            index, image = self.second[i - len(self.indices)]
+        else:
+            index = self.indices[i]
+            left, top = (index % self.columns) * self.tile, (index // self.columns) * self.tile
+            image = self.sheet.crop((left, top, left + self.tile, top + self.tile))
         entry = self.entries[index]
-        left, top = (index % self.columns) * self.tile, (index // self.columns) * self.tile
-        image = self.sheet.crop((left, top, left + self.tile, top + self.tile))
         return image, captions_for(entry["name"], entry["keywords"])
 
     def emoji(self, i: int) -> str:
         """The emoji character(s) of item i, to print beside a retrieval result."""
-        return self.entries[self.indices[i]]["emoji"]
+        index = self.indices[i] if i < len(self.indices) else self.second[i - len(self.indices)][0]
+        return self.entries[index]["emoji"]
+
+
+def code_points(emoji: str, selectors: bool) -> str:
+    """'👨‍🎓' -> '1f468-200d-1f393': a picture's file name, with or without U+FE0F selectors."""
+    return "-".join(f"{ord(c):x}" for c in emoji if selectors or c != "\ufe0f")
+
+
+def second_pictures(folder: Path, indices: list[int], entries: list[dict],
+                    tile: int) -> list[tuple[int, Image.Image]]:
+    """(index, picture on white, tile x tile) for each of `indices` that `folder` draws."""
+    from miniclip.image import to_rgb  # miniclip.image imports this package
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"emoji option second_design: no folder {folder}")
+    files = {path.stem.lower(): path for path in folder.glob("*.png")}
+    pictures = []
+    for index in indices:
+        emoji = entries[index]["emoji"]
+        path = files.get(code_points(emoji, True)) or files.get(code_points(emoji, False))
+        if path is not None:
+            with Image.open(path) as picture:
+                on_white = to_rgb(picture)
+            pictures.append((index, on_white.resize((tile, tile), Image.Resampling.LANCZOS)))
+    if not pictures:
+        raise ValueError(f"emoji option second_design: no PNG in {folder} is named by an emoji's "
+                         "code points, as 1f600.png (grinning face) or 1f468-200d-1f393.png")
+    return pictures

@@ -10,6 +10,7 @@ from torch import nn
 
 from miniclip import CLIP, CLIPConfig, checks, plots_model
 from miniclip.checks.ch06_model import cosine_logits
+from miniclip.config import TextConfig, VisionConfig
 from miniclip.model import CLIPOutput
 from miniclip.text import TextTransformer
 from miniclip.vision import VisionTransformer
@@ -132,6 +133,33 @@ class TupleOutput(Answer):
         return output.logits_per_image, output.logits_per_text
 
 
+class ScaleAsNumber(Answer):
+    def scale(self):
+        return math.exp(self.logit_scale.item())
+
+
+class TextWithoutGradient(Answer):
+    def encode_text(self, input_ids, attention_mask=None):
+        with torch.no_grad():
+            return super().encode_text(input_ids, attention_mask)
+
+
+class NormalisedInPlace(Answer):
+    def forward(self, input_ids, pixel_values, attention_mask=None):
+        text_embeds = self.encode_text(input_ids, attention_mask)
+        text_embeds /= text_embeds.norm(dim=-1, keepdim=True)
+        image_embeds = F.normalize(self.encode_image(pixel_values), dim=-1)
+        logits_per_text = self.scale() * text_embeds @ image_embeds.t()
+        return CLIPOutput(logits_per_image=logits_per_text.t(), logits_per_text=logits_per_text,
+                          text_embeds=text_embeds, image_embeds=image_embeds)
+
+
+class ScaleAsVector(Answer):
+    def __init__(self, config):
+        super().__init__(config)
+        self.logit_scale = nn.Parameter(torch.tensor([config.logit_scale_init_value]))
+
+
 def normalised_over(dim):
     def wrong(text, image, logit_scale):
         return logit_scale.exp() * F.normalize(text, dim=dim) @ F.normalize(image, dim=dim).t()
@@ -152,6 +180,29 @@ def from_preset(hf_model):
 
 def not_loaded(hf_model):
     return CLIP(CLIPConfig.from_hf(hf_model.config))
+
+
+def submodules_loaded(hf_model):
+    """Each submodule's weights copied, so logit_scale, the model's own, is not."""
+    model = CLIP(CLIPConfig.from_hf(hf_model.config))
+    for name, module in model.named_children():
+        module.load_state_dict(getattr(hf_model, name).state_dict())
+    return model
+
+
+def config_by_hand(hf_model):
+    """The sizes copied, the token ids left at miniclip's defaults."""
+    text, vision = hf_model.config.text_config, hf_model.config.vision_config
+    fields = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+              "num_attention_heads", "max_position_embeddings")
+    config = CLIPConfig(
+        text=TextConfig(**{field: getattr(text, field) for field in fields}),
+        vision=VisionConfig(**{field: getattr(vision, field) for field in fields[1:5]},
+                            image_size=vision.image_size, patch_size=vision.patch_size),
+        projection_dim=hf_model.config.projection_dim)
+    model = CLIP(config)
+    model.load_state_dict(hf_model.state_dict())
+    return model
 
 
 REFERENCES = [
@@ -177,6 +228,12 @@ WRONG_ANSWERS = {
                              "that is logits_per_image"),
         "in float64": (lambda t, i, s: cosine_logits(t.double(), i.double(), s.double()),
                        "dtype torch.float64, expected torch.float32 (keep the inputs' dtype"),
+        "scale as a Python number": (lambda t, i, s: math.exp(s.item()) * cosine_logits(t, i, torch.tensor(0.0)),
+                                     "no gradient reached logit_scale"),
+        "scale detached": (lambda t, i, s: cosine_logits(t, i, s.detach()),
+                           "no gradient reached logit_scale"),
+        "scale exponentiated in place": (lambda t, i, s: s.exp_() * cosine_logits(t, i, torch.tensor(0.0)),
+                                         "exp_()` overwrites"),
         "normalised in place": (normalised_in_place,
                                 "changed its arguments text_features and image_features in place"),
     },
@@ -196,10 +253,17 @@ WRONG_ANSWERS = {
         "logit matrices swapped": (LogitsSwapped, "that is logits_per_image"),
         "embeds unnormalised": (EmbedsUnnormalised, "have length 1"),
         "a tuple": (TupleOutput, "CLIPOutput("),
+        "scale as a Python number": (ScaleAsNumber, "no gradient reached logit_scale"),
+        "text tower under no_grad": (TextWithoutGradient,
+                                     "no gradient reached text_projection.weight\nHint: the text side"),
+        "normalised in place": (NormalisedInPlace, "an in-place operation"),
+        "scale a vector of one": (ScaleAsVector, "not torch.tensor([value])"),
     },
     checks.check_from_hf: {
         "a preset's config": (from_preset, "CLIPConfig.from_hf(hf_model.config)"),
         "weights not loaded": (not_loaded, "not copied"),
+        "submodules loaded, not logit_scale": (submodules_loaded, "belongs to the model itself"),
+        "a config by hand": (config_by_hand, "the config is not; build it from the model's own"),
         "the transformers model itself": (lambda hf_model: hf_model, "return a miniclip CLIP"),
     },
 }

@@ -71,17 +71,62 @@ def check_cosine_logits(cosine_logits_fn: Callable) -> str:
         changed = [name for name in inputs if not torch.equal(copies[name], inputs[name])]
         if changed:
             arguments = "argument" if len(changed) == 1 else "arguments"
-            raise CheckFailed(f"{what} changed its {arguments} {' and '.join(changed)} in place\nHint: "
-                              "`x /= x.norm(...)` overwrites the caller's tensor (and, in training, "
-                              "values that autograd still needs); make a new one: "
-                              "x = x / x.norm(dim=-1, keepdim=True), or F.normalize(x, dim=-1).")
+            hint = ("`logit_scale.exp_()` overwrites the caller's logit_scale with its exponential; "
+                    "logit_scale.exp() makes a new tensor." if changed == ["logit_scale"] else
+                    "`x /= x.norm(...)` overwrites the caller's tensor (and, in training, "
+                    "values that autograd still needs); make a new one: "
+                    "x = x / x.norm(dim=-1, keepdim=True), or F.normalize(x, dim=-1).")
+            raise CheckFailed(f"{what} changed its {arguments} {' and '.join(changed)} in place"
+                              f"\nHint: {hint}")
         if isinstance(got, torch.Tensor) and got.shape == (5, 3):
             raise CheckFailed(f"{what}: shape (5, 3), expected (3, 5)\nHint: that is "
                               "logits_per_image; return logits_per_text, one row per text "
                               "(text_embeds @ image_embeds.t()).")
         compare(what, got, cosine_logits(text, image, scale), mistakes, exact_dtype=True)
+    inputs = {"text_features": text.clone().requires_grad_(),
+              "image_features": image.clone().requires_grad_(),
+              "logit_scale": torch.tensor(math.log(20), requires_grad=True)}
+    logits = cosine_logits_fn(*inputs.values())
+    gradients_reach(f"cosine_logits(...) with inputs that require grad, then "
+                    "(logits * weights).sum().backward()", logits, inputs)
     return ("exp(logit_scale) · cos(text i, image j), a (N_texts, N_images) matrix, whatever "
             "the lengths of the features")
+
+
+NO_GRADIENT_HINTS = {
+    "logit_scale": ("the scale was read as a Python number (.item(), math.exp(...)) or detached, so "
+                    "autograd cannot reach it and the temperature never learns; multiply by "
+                    "logit_scale.exp(), a tensor."),
+    "text": ("the text side was cut off from autograd (torch.no_grad() or .detach() in "
+             "encode_text, say); the loss must reach the text tower and its projection."),
+    "image": ("the image side was cut off from autograd (torch.no_grad() or .detach() in "
+              "encode_image, say); the loss must reach the image tower and its projection."),
+}
+
+
+def gradients_reach(what: str, logits, tensors: dict[str, torch.Tensor]) -> None:
+    """Backpropagate a weighted sum of `logits`; each of `tensors` must get a finite, non-zero
+    gradient (a learned temperature and two towers that learn)."""
+    if not isinstance(logits, torch.Tensor) or not logits.requires_grad:
+        raise CheckFailed(f"{what}: the logits are {describe(logits)} that autograd cannot "
+                          "trace back to the inputs\nHint: compute them with tensor operations "
+                          "only: no torch.no_grad(), .detach(), .item(), numpy or math.")
+    weights = torch.randn(logits.shape, generator=torch.Generator().manual_seed(65))
+    try:
+        (logits * weights).sum().backward()
+    except RuntimeError as error:
+        first = " ".join(str(error).split())[:240]
+        raise CheckFailed(f"{what} raised RuntimeError: {first}\nHint: an in-place operation "
+                          "(x /= x.norm(...), x.div_(...)) overwrote a tensor that autograd still "
+                          "needs; make a new one: x = x / x.norm(dim=-1, keepdim=True), or "
+                          "F.normalize(x, dim=-1).") from None
+    for name, tensor in tensors.items():
+        gradient = tensor.grad
+        if gradient is None or not torch.isfinite(gradient).all() or not gradient.abs().sum() > 0:
+            side = next((key for key in ("logit_scale", "text", "image") if key in name), None)
+            found = "no gradient" if gradient is None else "a zero or non-finite gradient"
+            raise CheckFailed(f"{what}: {found} reached {name}"
+                              + (f"\nHint: {NO_GRADIENT_HINTS[side]}" if side else ""))
 
 
 def small_config() -> CLIPConfig:
@@ -151,6 +196,9 @@ def check_clip(clip_class: type) -> str:
                                       "config.logit_scale_init_value = ln(1/0.07).")),
                 (torch.tensor(1 / 0.07), ("that is the scale 1/τ; store its logarithm, "
                                           "config.logit_scale_init_value = ln(1/0.07) = 2.659.")),
+                (torch.tensor([config.logit_scale_init_value]),
+                 ("a vector of one number; the scale is a 0-d tensor, as transformers' is: "
+                  "torch.tensor(value), not torch.tensor([value]).")),
             ], atol=1e-6)
     other = dataclasses.replace(config, logit_scale_init_value=math.log(10))
     other_scale = getattr(clip_class(other), "logit_scale", None)
@@ -263,8 +311,15 @@ def check_clip(clip_class: type) -> str:
                 (raw, "not normalised; the embeddings CLIPOutput returns have length 1."),
             ])
             compare(f"{call}: .{name}, against transformers.CLIPModel", got, getattr(their_output, name))
-    return ("projections without bias, logit_scale = ln(1/0.07), both logit matrices; same names, "
-            "same outputs as transformers.CLIPModel")
+    learned = ["logit_scale", "text_projection.weight", "visual_projection.weight",
+               "text_model.embeddings.token_embedding.weight",
+               "vision_model.embeddings.patch_embedding.weight"]
+    yours.zero_grad(set_to_none=True)
+    logits = yours(input_ids, pixel_values, attention_mask).logits_per_text
+    gradients_reach(f"{call}, then (logits_per_text * weights).sum().backward()", logits,
+                    {name: yours.get_parameter(name) for name in learned})
+    return ("projections without bias, logit_scale = ln(1/0.07), both logit matrices, gradients "
+            "to the temperature and both towers; same names, same outputs as transformers.CLIPModel")
 
 
 @exercise("from_hf", model_module.CLIP.from_hf)
@@ -293,15 +348,26 @@ def check_from_hf(from_hf: Callable) -> str:
         raise CheckFailed(f"from_hf(hf_model) gave a model that lacks {missing[:3]} ...; build "
                           "miniclip's CLIP, whose parameter names are transformers'")
     # logit_scale first: the hf model's is ln 20, a model never loaded still has ln(1/0.07)
+    others_copied = all(torch.equal(yours_state[key], value) for key, value in theirs_state.items()
+                        if key != "logit_scale")
     compare("from_hf(hf_model).logit_scale", yours_state["logit_scale"], theirs_state["logit_scale"],
             [(torch.tensor(config.logit_scale_init_value),
-              ("the initial value ln(1/0.07): the weights were not copied; "
+              ("the initial value ln(1/0.07), though every other tensor was copied: logit_scale "
+               "belongs to the model itself, not to a submodule. One "
+               "model.load_state_dict(hf_model.state_dict()) copies everything." if others_copied
+               else "the initial value ln(1/0.07): the weights were not copied; "
                "model.load_state_dict(hf_model.state_dict())."))], atol=0, rtol=0)
     for key, value in theirs_state.items():
         compare(f"from_hf(hf_model).state_dict()[{key!r}]", yours_state[key], value, atol=0, rtol=0)
     input_ids, attention_mask, pixel_values = small_batch(config)
     with torch.no_grad():
-        got = yours.eval()(input_ids, pixel_values, attention_mask).logits_per_text
+        try:
+            got = yours.eval()(input_ids, pixel_values, attention_mask).logits_per_text
+        except ValueError as error:  # a config made by hand: another <|endoftext|> id, say
+            raise CheckFailed(f"from_hf(hf_model)(input_ids, pixel_values, attention_mask) raised "
+                              f"ValueError: {error}\nHint: the weights are right, the config is not; "
+                              "build it from the model's own, CLIPConfig.from_hf(hf_model.config), "
+                              "which carries its token ids, sizes and eps.") from None
         want = theirs(input_ids=input_ids, pixel_values=pixel_values,
                       attention_mask=attention_mask).logits_per_text
     compare("from_hf(hf_model)(input_ids, pixel_values, attention_mask).logits_per_text, "

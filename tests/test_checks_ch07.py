@@ -17,9 +17,12 @@ from miniclip.loss import clip_loss
 
 
 def numpy_loss(normalise_axis=1, normalise_first=False, scale=np.exp, directions="both",
-               reduce="mean"):
+               reduce="mean", scale_first=False):
     """Figure 3 of the paper with one step changed."""
     def wrong(image_features, text_features, W_image, W_text, t):
+        factor = scale(t)
+        if scale_first:  # the scale goes into the image embeddings, and normalising drops it
+            W_image, factor = W_image * factor, 1.0
         if normalise_first:
             image_features = image_features / np.linalg.norm(image_features, axis=1, keepdims=True)
             text_features = text_features / np.linalg.norm(text_features, axis=1, keepdims=True)
@@ -27,7 +30,7 @@ def numpy_loss(normalise_axis=1, normalise_first=False, scale=np.exp, directions
         if normalise_axis is not None and not normalise_first:
             image_embeds = image_embeds / np.linalg.norm(image_embeds, axis=normalise_axis, keepdims=True)
             text_embeds = text_embeds / np.linalg.norm(text_embeds, axis=normalise_axis, keepdims=True)
-        logits = image_embeds @ text_embeds.T * scale(t)
+        logits = image_embeds @ text_embeds.T * factor
         labels = np.arange(len(logits))
         losses = {"images": cross_entropy(logits, labels, axis=0),
                   "texts": cross_entropy(logits, labels, axis=1)}
@@ -57,6 +60,7 @@ WRONG_NUMPY_LOSSES = {
     "the other direction": (numpy_loss(directions="images"), "only the loss over each text's"),
     "sum of the two": (numpy_loss(reduce="sum"), "their mean"),
     "per-example losses": (per_example_losses, "return one number"),
+    "scaled before normalising": (numpy_loss(scale_first=True), "after normalising"),
 }
 
 
@@ -77,7 +81,26 @@ WRONG_GRADIENTS = {
     "not halved": (gradient_with(halve=False), "not halved"),
     "sign flipped": (gradient_with(sign=-1.0), "sign is flipped"),
     "column term transposed": (gradient_with(transpose=True), "transposed"),
+    "softmax by hand": (lambda logits: by_hand_gradient(logits), "overflows float32"),
 }
+
+
+def softmax_by_hand(logits, dim):
+    """exp(x) / sum(exp(x)): right for small logits, inf / inf = NaN near 100."""
+    exp = logits.exp()
+    return exp / exp.sum(dim=dim, keepdim=True)
+
+
+def by_hand_gradient(logits):
+    identity = torch.eye(len(logits))
+    return (softmax_by_hand(logits, 1) - identity + softmax_by_hand(logits, 0) - identity) / (2 * len(logits))
+
+
+def clip_loss_by_hand(logits):
+    diagonal = torch.arange(len(logits))
+    rows = -softmax_by_hand(logits, 1)[diagonal, diagonal].log().mean()
+    columns = -softmax_by_hand(logits, 0)[diagonal, diagonal].log().mean()
+    return (rows + columns) / 2
 
 
 def clip_loss_summed(logits):
@@ -100,6 +123,7 @@ WRONG_CLIP_LOSSES = {  # beyond those of tests/test_checks.py
     "a new tensor": (lambda logits: torch.tensor(clip_loss(logits).item(), requires_grad=True),
                      "does not depend on the logits"),
     "columns through numpy": (columns_through_numpy, "the gradient of clip_loss(logits_per_text)"),
+    "softmax by hand": (clip_loss_by_hand, "overflows float32"),
 }
 
 REFERENCES = [

@@ -103,7 +103,8 @@ def check_clip_loss_numpy(clip_loss_numpy_fn: Callable) -> str:
             (symmetric(cosines * t),
              "multiplied by t; t is the logarithm of the scale: multiply by np.exp(t)."),
             (symmetric(cosines / math.exp(t)), "divided by np.exp(t); multiply by it."),
-            (symmetric(cosines), "the logits were not scaled: multiply the cosines by np.exp(t)."),
+            (symmetric(cosines), ("the scale was lost: multiply the cosines by np.exp(t), after "
+                                  "normalising (normalising undoes a scale applied before it).")),
             (F.cross_entropy(logits, targets),
              ("only the loss over each image's softmax (axis=1); average it with the loss over "
               "each text's softmax (axis=0).")),
@@ -177,8 +178,30 @@ def check_clip_loss(clip_loss: Callable) -> str:
     uniform = clip_loss(torch.zeros(8, 8))
     compare("clip_loss(zeros(8, 8)) should be ln 8: a uniform guess among 8", uniform,
             torch.tensor(math.log(8)), atol=1e-6)
+    capped = logits_at_the_cap(6, seed=17)
+    what = "clip_loss(logits_per_text) for 6 x 6 logits of 100 x cosines (the scale's cap)"
+    got = clip_loss(capped)
+    overflowed(what, got)
+    compare(what, got, loss_module.clip_loss(capped), atol=1e-5)
     return ("the mean of both cross-entropies, equal to transformers' contrastive loss; "
-            "ln(N) at uniform logits")
+            "ln(N) at uniform logits; finite at the scale's cap")
+
+
+def logits_at_the_cap(n: int, seed: int) -> torch.Tensor:
+    """100 x the cosines of n texts and n images, the diagonal pairs alike: logits as CLIP's
+    capped scale makes them, where exp() overflows float32 (exp(89) is inf)."""
+    images = randn(n, 8, seed=seed)
+    texts = images + 0.5 * randn(n, 8, seed=seed + 1)
+    return 100 * F.normalize(texts, dim=-1) @ F.normalize(images, dim=-1).t()
+
+
+def overflowed(what: str, got) -> None:
+    """A softmax written as exp(x) / sum(exp(x)) gives inf and NaN at the cap: say so."""
+    if isinstance(got, torch.Tensor) and got.is_floating_point() and not torch.isfinite(got).all():
+        raise CheckFailed(f"{what}: the result holds inf or NaN\nHint: exp() of a logit near 100 "
+                          "overflows float32 (exp(89) is already inf). F.cross_entropy, "
+                          "log_softmax and softmax subtract each row's maximum first, which leaves "
+                          "the softmax unchanged; use them rather than exp(x) / exp(x).sum().")
 
 
 def clip_loss_gradient(logits_per_text: torch.Tensor) -> torch.Tensor:
@@ -195,7 +218,9 @@ def check_clip_loss_gradient(gradient_fn: Callable) -> str:
     from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 
     for what, logits in [("a random 5 x 5 matrix", randn(5, 5, seed=71) * 3),
-                         ("a 4 x 4 matrix of zeros (uniform logits)", torch.zeros(4, 4))]:
+                         ("a 4 x 4 matrix of zeros (uniform logits)", torch.zeros(4, 4)),
+                         ("6 x 6 logits of 100 x cosines (the scale's cap)",
+                          logits_at_the_cap(6, seed=72))]:
         n = logits.size(0)
         leaf = logits.clone().requires_grad_()
         loss_module.clip_loss(leaf).backward()
@@ -221,6 +246,7 @@ def check_clip_loss_gradient(gradient_fn: Callable) -> str:
         call = f"clip_loss_gradient(logits) for {what}"
         with torch.no_grad():
             got = gradient_fn(logits.clone())
+        overflowed(call, got)
         compare(call, got, expected, mistakes, atol=1e-6, rtol=1e-5)
         theirs = logits.clone().requires_grad_()
         image_text_contrastive_loss(theirs).backward()

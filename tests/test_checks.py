@@ -59,7 +59,8 @@ REFERENCES = [
 
 
 def weights_with(scale=None, dim=-1, invert=False, mask_after=False, nan_rows=False,
-                 ignore_mask=False, float32=False, written_out=False):
+                 ignore_mask=False, float32=False, written_out=False, no_shift=False,
+                 fill=float("-inf")):
     def wrong(query, key, mask=None):
         d = query.size(-1)
         scores = query @ key.transpose(-2, -1) * (d**-0.5 if scale is None else scale(d))
@@ -69,8 +70,10 @@ def weights_with(scale=None, dim=-1, invert=False, mask_after=False, nan_rows=Fa
         if mask is not None and invert:
             mask = ~mask
         if mask is not None and not mask_after:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        if written_out:  # exp / sum in the scores' dtype, which rounds at each step in bfloat16
+            scores = scores.masked_fill(~mask, fill)
+        if no_shift:  # exp / sum as the formula reads: inf / inf for large scores
+            weights = scores.exp() / scores.exp().sum(dim=dim, keepdim=True)
+        elif written_out:  # exp / sum in the scores' dtype, which rounds at each step in bfloat16
             exps = (scores - scores.amax(dim=dim, keepdim=True)).exp()
             weights = exps / exps.sum(dim=dim, keepdim=True)
         else:
@@ -92,6 +95,9 @@ WRONG_ATTENTION_WEIGHTS = {
     "weights left in float32": (weights_with(float32=True),
                                 "dtype torch.float32, expected torch.bfloat16, the dtype of query"),
     "softmax written out in bfloat16": (weights_with(written_out=True), "rounded once to bfloat16"),
+    "exp / sum without the maximum": (weights_with(no_shift=True), "exp() of scores in the hundreds"),
+    "finfo.min fill, no zeros after": (weights_with(fill=torch.finfo(torch.float32).min, nan_rows=True),
+                                       "leaves that row uniform"),
 }
 
 WRONG_SPLIT_HEADS = {
@@ -120,6 +126,8 @@ WRONG_CAUSAL_MASKS = {
     "float": (lambda n: ones(n).tril()[None, None].float(), "bool"),
     "additive": (lambda n: torch.zeros(1, 1, n, n).masked_fill(~ones(n).tril(), float("-inf")),
                  "additive"),
+    "True where masked": (lambda n: ones(n).triu(1)[None, None], "nn.MultiheadAttention's"),
+    "device ignored": (lambda n, device=None: ones(n).tril()[None, None], "device='meta'"),
 }
 
 WRONG_PADDING_MASKS = {
@@ -152,6 +160,8 @@ WRONG_COMBINE_MASKS = {
     "None not skipped": (combine_without_none, "None stands for"),
     "first mask only": (lambda *masks: next((m for m in masks if m is not None), None),
                         "padding mask is lost"),
+    "logical_and of them all": (lambda *masks: torch.logical_and(*[m for m in masks if m is not None]),
+                                "torch.logical_and takes exactly two"),
 }
 
 
@@ -164,6 +174,18 @@ class UnscaledAttention(Attention):
         weights = weights_with(scale=lambda d: 1.0)(query, key, mask)
         output = self.out_proj(self.merge_heads(weights @ value))
         return output, weights if output_attentions else None
+
+
+class MaskAndIsCausal(Attention):
+    """The mask and is_causal=True handed to the fused kernel together."""
+
+    def forward(self, hidden_states, mask=None, causal=False, output_attentions=False):
+        if output_attentions:
+            return super().forward(hidden_states, mask, causal, output_attentions)
+        query, key, value = (self.split_heads(p(hidden_states))
+                             for p in (self.q_proj, self.k_proj, self.v_proj))
+        output = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=causal)
+        return self.out_proj(self.merge_heads(output)), None
 
 
 class CausalIgnored(Attention):
@@ -207,6 +229,7 @@ WRONG_ATTENTION = {
     "no out_proj": (NoOutProjection, "output"),
     "no weights returned": (OutputOnly, "pair"),
     "parameters renamed": (RenamedAttention, "q_proj.weight"),
+    "a mask and is_causal together": (MaskAndIsCausal, "takes a mask or is_causal=True, not both"),
 }
 
 

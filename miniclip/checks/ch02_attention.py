@@ -59,10 +59,18 @@ def check_attention_weights(attention_weights: Callable) -> str:
         "causal + padding (lengths 5 and 3)": combine_masks(
             causal_mask(5), padding_mask(right_padded([5, 3], 5))),
         "query 2 may see no key": row_without_keys,
+        "causal, query and key x 30 (scores in the hundreds)": causal_mask(5),
     }
+    small = query, key
     for case, mask in cases.items():
+        query, key = (x * 30 for x in small) if "x 30" in case else small
         what = f"attention_weights(query, key, mask) with mask = {case}, query (2, 3, 5, 8)"
         got = attention_weights(query, key, mask)
+        if "x 30" in case and isinstance(got, torch.Tensor) and not got.isfinite().all():
+            raise CheckFailed(f"{what}: the weights hold inf or NaN\nHint: exp() of scores in the "
+                              "hundreds overflows float32 (exp(89) is already inf); softmax "
+                              "subtracts each row's maximum first, which leaves it unchanged: use "
+                              "scores.softmax(dim=-1), not exp(scores) / exp(scores).sum(...).")
         expected = attention_module.attention_weights(query, key, mask)
         full = mask if mask is not None else torch.ones(1, 1, 5, 5, dtype=torch.bool)
         mistakes = [
@@ -83,6 +91,11 @@ def check_attention_weights(attention_weights: Callable) -> str:
             (scores_softmax(query, key, None, d**-0.5),
              ("the mask was ignored: fill the scores "
               "of masked keys (mask False) with -inf before the softmax.")),
+            ((query @ key.transpose(-2, -1) * d**-0.5).masked_fill(
+                ~full, torch.finfo(torch.float32).min).softmax(dim=-1),
+             ("a query with no allowed key got equal weights on all keys: a large negative fill "
+              "(transformers' finfo.min) leaves that row uniform. Set the masked weights to 0 "
+              "after the softmax as well: weights.masked_fill(~mask, 0.0).")),
         ]
         if got is not None and isinstance(got, torch.Tensor) and got.isnan().any():
             mistakes.append((got,
@@ -159,7 +172,7 @@ def check_merge_heads(merge_heads_fn: Callable) -> str:
 def check_causal_mask(causal_mask_fn: Callable) -> str:
     from transformers.masking_utils import create_causal_mask
 
-    for length in (1, 5, 77):
+    for length in (5, 1, 77):  # 5 first: at length 1 some wrong masks look alike
         what = f"causal_mask({length})"
         got = causal_mask_fn(length)
         ones = torch.ones(length, length, dtype=torch.bool)
@@ -171,6 +184,10 @@ def check_causal_mask(causal_mask_fn: Callable) -> str:
             (ones.tril(-1)[None, None],
              ("the diagonal is False, so a token cannot see itself (and the first token "
               "sees nothing at all); keep the diagonal: tril(), not tril(-1).")),
+            (~expected,
+             ("inverted: True marks the keys a query may *not* see, as in nn.MultiheadAttention's "
+              "attn_mask; here, as in F.scaled_dot_product_attention, True means allowed: "
+              "torch.tril.")),
             (ones.tril(1)[None, None],
              ("shifted by one: query i also sees key i + 1, the next "
               "token; use tril() with no offset.")),
@@ -188,7 +205,14 @@ def check_causal_mask(causal_mask_fn: Callable) -> str:
         theirs = create_causal_mask(hf_config(hidden_size=8, num_attention_heads=2),
                                     torch.zeros(1, length, 8), None, None)
         compare(f"{what}, against transformers' create_causal_mask", got, theirs == 0)
-    return "correct for lengths 1, 5 and 77, and equal to transformers' create_causal_mask"
+    got = causal_mask_fn(3, device="meta")  # a device with no memory: only where it lies counts
+    where = got.device.type if isinstance(got, torch.Tensor) else None
+    if where != "meta":
+        raise CheckFailed(f"causal_mask(3, device='meta') returned a mask on {where}, not on "
+                          "meta\nHint: make it where it was asked for, torch.ones(..., "
+                          "device=device): on a GPU, a mask on the CPU cannot meet the scores.")
+    return ("correct for lengths 1, 5 and 77, made on the device asked for, and equal to "
+            "transformers' create_causal_mask")
 
 
 @exercise("padding_mask", attention_module.padding_mask)
@@ -252,8 +276,11 @@ def check_combine_masks(combine_masks_fn: Callable) -> str:
         try:
             got = combine_masks_fn(*masks)
         except (TypeError, AttributeError) as error:
-            raise CheckFailed(f"{what} raised {type(error).__name__}: {error}; None stands for "
-                              "'no mask' and must be skipped") from None
+            about_none = "NoneType" in str(error) or ("None" in what and "None" in str(error))
+            raise CheckFailed(f"{what} raised {type(error).__name__}: {error}" + (
+                "; None stands for 'no mask' and must be skipped" if about_none else
+                "\nHint: combine the masks that are not None one by one with &; "
+                "torch.logical_and takes exactly two")) from None
         compare(what, got, expected, mistakes)
     theirs = create_causal_mask(hf_config(hidden_size=8, num_attention_heads=2),  # as in check_causal_mask
                                 torch.zeros(2, 4, 8), attention_mask, None)
@@ -293,20 +320,20 @@ def check_attention(attention_class: type) -> str:
     reference = Attention(24, 4)
     reference.load_state_dict(theirs.state_dict())
     yours = load(attention_class(24, 4), theirs.state_dict(), "Attention(24, 4)")
-    x = randn(2, 6, 24, seed=8)
-    padding = padding_mask(right_padded([6, 4], 6))
+    x = randn(2, 5, 24, seed=8)  # B, T, H and d = 24 / 4 all differ, so no axis passes for another
+    padding = padding_mask(right_padded([5, 3], 5))
     cases = [("no mask", None, False), ("causal", None, True),
              ("padding", padding, False), ("causal + padding", padding, True)]
     for case, mask, causal in cases:
-        full = combine_masks(causal_mask(6) if causal else None, mask)
-        full = full if full is not None else torch.ones(1, 1, 6, 6, dtype=torch.bool)
+        full = combine_masks(causal_mask(5) if causal else None, mask)
+        full = full if full is not None else torch.ones(1, 1, 5, 5, dtype=torch.bool)
         with torch.no_grad():
             their_output, their_weights = theirs(x, attention_mask=additive(full))
             for output_attentions in (True, False):
                 call = (f"Attention(x, mask={'padding' if mask is not None else None}, "
                         f"causal={causal}, output_attentions={output_attentions}) [{case}]")
-                output, weights = pair(call, yours(x, mask=mask, causal=causal,
-                                                   output_attentions=output_attentions))
+                output, weights = pair(call, strict_kernel(call, yours, x, mask, causal,
+                                                           output_attentions))
                 expected_output, expected_weights = reference(x, mask, causal, output_attentions)
                 compare(f"{call}, weights", weights, expected_weights, [
                     (their_weights,
@@ -319,4 +346,23 @@ def check_attention(attention_class: type) -> str:
                     compare(f"{call}, weights against transformers' CLIPAttention", weights,
                             their_weights)
     return ("equal to miniclip's Attention and to transformers' CLIPAttention, with and "
-            "without causal and padding masks; weights of shape (2, 4, 6, 6) on request")
+            "without causal and padding masks; weights of shape (2, 4, 5, 5) on request")
+
+
+def strict_kernel(call: str, layer: nn.Module, x, mask, causal: bool, output_attentions: bool):
+    """The layer's output, its fused attention run by PyTorch's reference ("math") kernel, which
+    refuses what the documentation forbids: an attn_mask together with is_causal=True. Other
+    kernels let it pass on one machine and raise on another."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    try:
+        with sdpa_kernel([SDPBackend.MATH]):
+            return layer(x, mask=mask, causal=causal, output_attentions=output_attentions)
+    except RuntimeError as error:
+        if "is_causal" not in str(error):
+            raise
+        raise CheckFailed(f"{call} raised RuntimeError: {error}\nHint: scaled_dot_product_attention "
+                          "takes a mask or is_causal=True, not both (its documentation says so; "
+                          "some kernels combine them, others raise). With a mask, combine the "
+                          "causal mask into it, combine_masks(causal_mask(T), mask), and leave "
+                          "is_causal False.") from None

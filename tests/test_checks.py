@@ -135,6 +135,7 @@ WRONG_PADDING_MASKS = {
     "inverted": (lambda m: ~m.bool()[:, None, None, :], "inverted"),
     "no extra axes": (lambda m: m.bool(), "(B, 1, 1, T)"),
     "integers": (lambda m: m[:, None, None, :], "bool"),
+    "axes added in place": (lambda m: m.unsqueeze_(1).unsqueeze_(1).bool(), "changed its input"),
 }
 
 
@@ -239,6 +240,7 @@ WRONG_QUICK_GELU = {
     "exact GELU": (F.gelu, "exact GELU"),
     "SiLU": (F.silu, "SiLU"),
     "gate only": (lambda x: torch.sigmoid(1.702 * x), "gate alone"),
+    "in place": (lambda x: x.mul_(torch.sigmoid(1.702 * x)), "changed its input of shape (4, 40) in place"),
 }
 
 
@@ -286,7 +288,16 @@ class LayerIgnoresCausal(EncoderLayer):
         return super().forward(x, mask, False, output_attentions)
 
 
+class ResidualInPlace(EncoderLayer):
+    def forward(self, x, mask=None, causal=False, output_attentions=False):
+        attended, weights = self.self_attn(self.layer_norm1(x), mask, causal, output_attentions)
+        x += attended
+        x += self.mlp(self.layer_norm2(x))
+        return x, weights
+
+
 WRONG_ENCODER_LAYERS = {
+    "residual added in place": (ResidualInPlace, "changed its input of shape (2, 6, 24) in place"),
     "post-LN": (PostNorm, "post-LN"),
     "no residual": (NoResidual, "no residual"),
     "norms swapped": (SwappedNorms, "swapped"),
@@ -333,7 +344,14 @@ class NeverCausal(Encoder):
         return super().forward(x, mask, False, output_hidden_states, output_attentions)
 
 
+class FlagsSwapped(Encoder):
+    def forward(self, x, mask=None, causal=False, output_hidden_states=False,
+                output_attentions=False):
+        return super().forward(x, mask, causal, output_attentions, output_hidden_states)
+
+
 WRONG_ENCODERS = {
+    "flags swapped": (FlagsSwapped, "output_attentions=False): hidden_states is None; expected a tuple of 4"),
     "hidden_states without the input": (HiddenStatesWithoutInput, "num_hidden_layers + 1"),
     "first layer only": (FirstLayerOnly, "first layer"),
     "mask not passed": (MaskNotPassed, "padding mask was not passed"),

@@ -124,7 +124,14 @@ class DropsHiddenStates(TextTransformer):
         return output
 
 
+class SwapsFlags(TextTransformer):
+    def forward(self, input_ids, attention_mask=None, output_hidden_states=False,
+                output_attentions=False):
+        return super().forward(input_ids, attention_mask, output_attentions, output_hidden_states)
+
+
 WRONG_TOWERS = {
+    "flags swapped": (SwapsFlags, "output_attentions=False): hidden_states is None; expected a tuple"),
     "not causal": (tower(causal=False), "not causal"),
     "no final LayerNorm": (tower(final_norm=False), "final_layer_norm"),
     "padding mask ignored": (tower(use_mask=False), "only the padding positions differ"),

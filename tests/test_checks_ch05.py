@@ -137,7 +137,13 @@ class DropsAttentions(VisionTransformer):
         return super().forward(pixel_values, output_hidden_states, False)
 
 
+class SwapsFlags(VisionTransformer):
+    def forward(self, pixel_values, output_hidden_states=False, output_attentions=False):
+        return super().forward(pixel_values, output_attentions, output_hidden_states)
+
+
 WRONG_TOWERS = {
+    "flags swapped": (SwapsFlags, "output_attentions=False): hidden_states is None; expected a tuple"),
     "no pre_layrnorm": (tower(pre=False), "pre_layrnorm is missing"),
     "causal": (tower(causal=True), "no mask"),
     "post_layernorm on every token": (tower(normed_states=True), "class token only"),

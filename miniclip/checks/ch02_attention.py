@@ -17,6 +17,7 @@ from miniclip.checks.core import (
     compare,
     exercise,
     hf_config,
+    keeping_inputs,
     load,
     pair,
     randn,
@@ -221,7 +222,7 @@ def check_padding_mask(padding_mask_fn: Callable) -> str:
 
     attention_mask = right_padded([6, 4, 1], 6)
     what = "padding_mask(attention_mask) for lengths 6, 4 and 1 padded to 6"
-    got = padding_mask_fn(attention_mask)
+    got = keeping_inputs(what, padding_mask_fn, attention_mask)
     keep = attention_mask.bool()
     mistakes = [
         (keep[:, None, :, None],

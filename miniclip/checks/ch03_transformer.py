@@ -10,13 +10,16 @@ import torch.nn.functional as F
 from miniclip import transformer as transformer_module
 from miniclip.attention import causal_mask, combine_masks, padding_mask
 from miniclip.checks.core import (
+    FLAGS,
     CheckFailed,
     Mistakes,
     additive,
     compare,
+    compare_listed,
     describe,
     exercise,
     hf_config,
+    keeping_inputs,
     load,
     pair,
     randn,
@@ -49,9 +52,10 @@ def check_quick_gelu(quick_gelu: Callable) -> str:
         (F.silu(x), "that is SiLU, x·σ(x); the constant 1.702 is missing."),
         (x * torch.sigmoid(x / 1.702), "divide by 1.702? multiply: x·σ(1.702·x)."),
     ]
-    compare("quick_gelu(x) for x of shape (4, 40) between -6 and 6", quick_gelu(x), expected,
-            mistakes, atol=1e-6, rtol=1e-5)
-    compare("quick_gelu(x) against transformers' ACT2FN['quick_gelu']", quick_gelu(x),
+    what = "quick_gelu(x) for x of shape (4, 40) between -6 and 6"
+    got = keeping_inputs(what, quick_gelu, x)
+    compare(what, got, expected, mistakes, atol=1e-6, rtol=1e-5)
+    compare("quick_gelu(x) against transformers' ACT2FN['quick_gelu']", got,
             ACT2FN["quick_gelu"](x), atol=1e-6, rtol=1e-5)
     return "x·σ(1.702·x), equal to miniclip's QuickGELU and transformers' quick_gelu"
 
@@ -134,8 +138,8 @@ def check_encoder_layer(layer_class: type) -> str:
             call = (f"EncoderLayer(x, mask, causal={causal}, output_attentions="
                     f"{output_attentions}) [{case}]")
             with torch.no_grad():
-                got, weights = pair(call, yours(x, mask=mask, causal=causal,
-                                                output_attentions=output_attentions))
+                got, weights = pair(call, keeping_inputs(call, yours, x, mask=mask, causal=causal,
+                                                         output_attentions=output_attentions))
                 expected, expected_weights = reference(x, mask, causal, output_attentions)
                 mistakes = [*layer_variants(reference, x, mask, causal)]
                 if causal:
@@ -165,7 +169,7 @@ def check_encoder(encoder_class: type) -> str:
     mask = padding_mask(right_padded([6, 4], 6))
     with torch.no_grad():
         call = "Encoder(x, mask, causal=True)"
-        result = yours(x, mask=mask, causal=True)
+        result = keeping_inputs(call, yours, x, mask=mask, causal=True)
         if not isinstance(result, tuple) or len(result) != 3:
             raise CheckFailed(f"{call} returned {describe(result)}; it should return "
                               "(last hidden state, hidden_states or None, attentions or None)")
@@ -198,22 +202,17 @@ def check_encoder(encoder_class: type) -> str:
         their_last = theirs(x, attention_mask=additive(combine_masks(every_key, mask)))
         compare(f"{call}, against transformers' CLIPEncoder", last, their_last.last_hidden_state)
 
-        call = "Encoder(x, mask, causal=True, output_hidden_states=True, output_attentions=True)"
-        last, hidden_states, attentions = yours(x, mask=mask, causal=True,
-                                                output_hidden_states=True, output_attentions=True)
-        _, expected_states, expected_attentions = reference(
-            x, mask, causal=True, output_hidden_states=True, output_attentions=True)
-        for name, got, want, hint in [
-            ("hidden_states", hidden_states, expected_states,
-             ("num_hidden_layers + 1 tensors: the input, then each layer's output (transformers "
-              "counts them so)")),
-            ("attentions", attentions, expected_attentions, "one (B, H, T, T) tensor per layer"),
-        ]:
-            if not isinstance(got, (list, tuple)) or len(got) != len(want):
-                raise CheckFailed(f"{call}: {name} is {describe(got)} of length "
-                                  f"{len(got) if isinstance(got, (list, tuple)) else '-'}; "
-                                  f"expected {len(want)}: {hint}")
-            for index, (tensor, expected_tensor) in enumerate(zip(got, want)):
-                compare(f"{call}: {name}[{index}]", tensor, expected_tensor)
+        for states, weights in FLAGS:
+            call = (f"Encoder(x, mask, causal=True, output_hidden_states={states}, "
+                    f"output_attentions={weights})")
+            _, hidden_states, attentions = yours(x, mask=mask, causal=True,
+                                                 output_hidden_states=states, output_attentions=weights)
+            _, expected_states, expected_attentions = reference(
+                x, mask, causal=True, output_hidden_states=states, output_attentions=weights)
+            compare_listed(call, "hidden_states", hidden_states, expected_states,
+                           "num_hidden_layers + 1 tensors: the input, then each layer's output "
+                           "(transformers counts them so)")
+            compare_listed(call, "attentions", attentions, expected_attentions,
+                           "one (B, H, T, T) tensor per layer")
     return ("3 layers in turn, with hidden_states (4 tensors) and attentions (3) on request; "
             "equal to miniclip's Encoder and transformers' CLIPEncoder")

@@ -9,10 +9,11 @@ import torch
 from miniclip import text as text_module
 from miniclip.attention import padding_mask
 from miniclip.checks.core import (
+    FLAGS,
     CheckFailed,
     compare,
+    compare_listed,
     compare_tower_output,
-    describe,
     exercise,
     hf_config,
     load,
@@ -168,15 +169,6 @@ def text_tower_variants(tower: text_module.TextTransformer, input_ids: torch.Ten
     return {"last_hidden_state": last, "pooler_output": pooled}
 
 
-def list_of(name: str, call: str, got, want, hint: str) -> None:
-    if not isinstance(got, (list, tuple)) or len(got) != len(want):
-        length = len(got) if isinstance(got, (list, tuple)) else "-"
-        raise CheckFailed(f"{call}: {name} is {describe(got)} of length {length}; expected "
-                          f"{len(want)}: {hint}")
-    for index, (tensor, expected) in enumerate(zip(got, want)):
-        compare(f"{call}: {name}[{index}]", tensor, expected)
-
-
 def call_with_mask(tower: torch.nn.Module, call: str, input_ids: torch.Tensor,
                    attention_mask: torch.Tensor | None):
     """The tower's output; an error that only the mask brings on is told what the encoder takes."""
@@ -232,16 +224,17 @@ def check_text_transformer(tower_class: type) -> str:
                                  theirs(ids, attention_mask=mask), "CLIPTextModel",
                                  text_tower_variants(reference, ids, mask))
 
-    call = "TextTransformer(input_ids, attention_mask, output_hidden_states=True, " \
-           "output_attentions=True)"
-    with torch.no_grad():
-        got = yours(input_ids, attention_mask, output_hidden_states=True, output_attentions=True)
-        expected = reference(input_ids, attention_mask, output_hidden_states=True,
-                             output_attentions=True)
-    list_of("hidden_states", call, got.hidden_states, expected.hidden_states,
-            "the encoder's hidden_states, passed on as they are")
-    list_of("attentions", call, got.attentions, expected.attentions,
-            "the encoder's attentions, passed on as they are")
+    for states, weights in FLAGS:
+        call = (f"TextTransformer(input_ids, attention_mask, output_hidden_states={states}, "
+                f"output_attentions={weights})")
+        with torch.no_grad():
+            got = yours(input_ids, attention_mask, output_hidden_states=states,
+                        output_attentions=weights)
+            expected = reference(input_ids, attention_mask, output_hidden_states=states,
+                                 output_attentions=weights)
+        for name in ("hidden_states", "attentions"):
+            compare_listed(call, name, getattr(got, name), getattr(expected, name),
+                           f"the encoder's {name}, passed on as they are")
     return ("embeddings, causal encoder with the padding mask, final LayerNorm, pooled at "
             "<|endoftext|> (legacy rule included); equal to miniclip's TextTransformer and "
             "transformers' CLIPTextModel")

@@ -8,10 +8,11 @@ import torch.nn.functional as F
 from miniclip import resnet as resnet_module
 from miniclip import vision as vision_module
 from miniclip.checks.core import (
+    FLAGS,
     CheckFailed,
     compare,
+    compare_listed,
     compare_tower_output,
-    describe,
     exercise,
     load,
     pair,
@@ -178,17 +179,14 @@ def check_vision_transformer(tower_class: type) -> str:
         compare_tower_output(call, got, reference(pixel_values), theirs(pixel_values),
                              "CLIPVisionModel", vision_tower_variants(reference, pixel_values))
 
-        call = "VisionTransformer(pixel_values, output_hidden_states=True, output_attentions=True)"
-        got = yours(pixel_values, output_hidden_states=True, output_attentions=True)
-        expected = reference(pixel_values, output_hidden_states=True, output_attentions=True)
-    for name in ("hidden_states", "attentions"):
-        mine, want = getattr(got, name), getattr(expected, name)
-        if not isinstance(mine, (list, tuple)) or len(mine) != len(want):
-            length = len(mine) if isinstance(mine, (list, tuple)) else "-"
-            raise CheckFailed(f"{call}: {name} is {describe(mine)} of length {length}; expected "
-                              f"{len(want)}: the encoder's {name}, passed on as they are")
-        for index, (tensor, expected_tensor) in enumerate(zip(mine, want)):
-            compare(f"{call}: {name}[{index}]", tensor, expected_tensor)
+        for states, weights in FLAGS:
+            call = (f"VisionTransformer(pixel_values, output_hidden_states={states}, "
+                    f"output_attentions={weights})")
+            got = yours(pixel_values, output_hidden_states=states, output_attentions=weights)
+            expected = reference(pixel_values, output_hidden_states=states, output_attentions=weights)
+            for name in ("hidden_states", "attentions"):
+                compare_listed(call, name, getattr(got, name), getattr(expected, name),
+                               f"the encoder's {name}, passed on as they are")
     return ("pre_layrnorm, encoder without a mask, post_layernorm of the class token; equal to "
             "miniclip's VisionTransformer and transformers' CLIPVisionModel")
 

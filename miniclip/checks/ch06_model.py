@@ -87,7 +87,7 @@ def check_cosine_logits(cosine_logits_fn: Callable) -> str:
               "image_features": image.clone().requires_grad_(),
               "logit_scale": torch.tensor(math.log(20), requires_grad=True)}
     logits = cosine_logits_fn(*inputs.values())
-    gradients_reach(f"cosine_logits(...) with inputs that require grad, then "
+    gradients_reach("cosine_logits(...) with inputs that require grad, then "
                     "(logits * weights).sum().backward()", logits, inputs)
     return ("exp(logit_scale) · cos(text i, image j), a (N_texts, N_images) matrix, whatever "
             "the lengths of the features")

@@ -161,6 +161,37 @@ def compare_tower_output(call: str, got: Any, expected: Any, theirs: Any, their_
     compare(f"{call}: attentions when not asked for", got.attentions, None)
 
 
+def keeping_inputs(what: str, function: Callable, *inputs: Any, **options: Any) -> Any:
+    """`function(*inputs, **options)` on copies of the tensor inputs; a CheckFailed if it changed
+    one of them in place (the reference, computed from the originals, would then be wrong)."""
+    copies = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
+    result = function(*copies, **options)
+    for x, copy in zip(inputs, copies):
+        if isinstance(x, torch.Tensor) and not torch.equal(x, copy):
+            raise CheckFailed(f"{what} changed its input of shape {tuple(x.shape)} in place\nHint: "
+                              "`x += ...`, `x.mul_(...)`, `x.unsqueeze_(...)` and `x.copy_(...)` "
+                              "overwrite the caller's tensor, which autograd may still need for "
+                              "the backward pass; write x = x + ... and return the new tensor.")
+    return result
+
+
+FLAGS = ((True, True), (True, False), (False, True))  # output_hidden_states, output_attentions:
+# each alone too, so that a layer or tower that swaps the two shows
+
+
+def compare_listed(call: str, name: str, got: Any, want: Any, hint: str) -> None:
+    """hidden_states or attentions: None when not asked for, else a tuple equal to `want`'s."""
+    if want is None:
+        compare(f"{call}: {name}, not asked for", got, None)
+        return
+    if not isinstance(got, (list, tuple)) or len(got) != len(want):
+        length = f" of length {len(got)}" if isinstance(got, (list, tuple)) else ""
+        raise CheckFailed(f"{call}: {name} is {describe(got)}{length}; expected a tuple of "
+                          f"{len(want)} tensors: {hint}")
+    for index, (tensor, expected) in enumerate(zip(got, want)):
+        compare(f"{call}: {name}[{index}]", tensor, expected)
+
+
 def pair(what: str, result: Any) -> tuple[Any, Any]:
     """Unpack a module's (output, extra) pair, or say that it is not one."""
     if not isinstance(result, tuple) or len(result) != 2:

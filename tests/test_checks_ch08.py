@@ -82,12 +82,19 @@ def rounded_crop(image, size):
     return image.crop((left, top, left + size, top + size))
 
 
+def half_sizes_crop(image, size):
+    """From the centre, half the size each way: one pixel short when the size is odd."""
+    x, y = image.size[0] // 2, image.size[1] // 2
+    return image.crop((x - size // 2, y - size // 2, x + size // 2, y + size // 2))
+
+
 WRONG_CROPS = {
     "rounded halves": (rounded_crop, "rounds halves to the even number"),
     "odd pixel up-left": (crop_with(offset=1), "right and down"),
     "swapped": (crop_with(swap=True), "swapped"),
     "corner": (crop_with(corner=True), "top-left corner"),
     "one too many": (crop_with(extra=1), "right = left + size"),
+    "half the size from the centre": (half_sizes_crop, "center_crop(40×37 image, 31): size (30, 30)"),
 }
 
 
@@ -114,6 +121,7 @@ WRONG_PREPROCESSING = {
     "channels last": (preprocess_with(channels_last=True), "channels"),
     "squashed": (preprocess_with(squash=True), "squashed"),
     "float64": (preprocess_with(dtype=np.float64), "dtype torch.float64, expected torch.float32"),
+    "float16": (preprocess_with(dtype=np.float16), "weights\nHint: end with .float(); a model"),
     "a numpy array": (preprocess_with(tensor=False), "return a torch tensor"),
     "reshaped to channels first": (
         preprocess_with(to_channels_first=lambda v: v.reshape(3, *v.shape[:2])), "reshape(3, H, W)"),
@@ -122,7 +130,8 @@ WRONG_PREPROCESSING = {
 }
 
 
-def collate_with(pad=None, longest=True, keep_eos=True, inverted=False, dtype=None):
+def collate_with(pad=None, longest=True, keep_eos=True, inverted=False, dtype=None,
+                 mask_from_ids=False):
     def wrong(items, tokenizer, image_processor, context_length):
         rows = []
         for _, captions in items:
@@ -134,6 +143,8 @@ def collate_with(pad=None, longest=True, keep_eos=True, inverted=False, dtype=No
         filler = tokenizer.pad_token_id if pad is None else pad
         ids = torch.tensor([row + [filler] * (length - len(row)) for row in rows], dtype=dtype)
         mask = torch.tensor([[1] * len(row) + [0] * (length - len(row)) for row in rows], dtype=dtype)
+        if mask_from_ids:  # hides <|endoftext|> too: it is also the padding token
+            mask = (ids != tokenizer.pad_token_id).long()
         return {"pixel_values": image_processor([image for image, _ in items])["pixel_values"],
                 "input_ids": ids, "attention_mask": 1 - mask if inverted else mask}
     return wrong
@@ -150,6 +161,7 @@ WRONG_COLLATES = {
     "mask inverted": (collate_with(inverted=True), "inverted"),
     "float ids and mask": (collate_with(dtype=torch.float32),
                            "['input_ids']: dtype torch.float32, expected torch.int64"),
+    "mask from the pad id": (collate_with(mask_from_ids=True), "input_ids != pad_token_id"),
     "int32 ids and mask": (collate_with(dtype=torch.int32),
                            "['input_ids']: dtype torch.int32, expected torch.int64 (token ids"),
     "a list": (collate_list, "return a dict"),

@@ -18,7 +18,8 @@ __all__ = ["check_center_crop", "check_collate", "check_preprocess", "check_resi
 
 RESIZE_CASES = [((333, 17), 32), ((17, 333), 32), ((45, 29), 32), ((300, 200), 64), ((40, 40), 32),
                 ((80, 49), 32)]  # 49 * (32 / 49) = 31.999...: a scale factor loses a pixel
-CROP_CASES = [((37, 35), 32), ((32, 45), 32), ((50, 32), 32), ((64, 64), 64)]
+CROP_CASES = [((37, 35), 32), ((32, 45), 32), ((50, 32), 32), ((64, 64), 64),
+              ((40, 37), 31)]  # an odd size: half of it rounds
 PREPROCESS_CASES = [("RGB", (333, 17)), ("L", (31, 30)), ("RGBA", (225, 223)), ("P", (50, 3)),
                     ("LA", (64, 48)), ("1", (1, 1))]
 
@@ -188,11 +189,13 @@ def check_preprocess(preprocess: Callable) -> str:
                               "Hint: PIL and numpy put channels last, (H, W, C); CLIP wants them "
                               "first: .transpose(2, 0, 1) on the array (or .permute on a tensor).")
         if isinstance(got, torch.Tensor) and got.is_floating_point() and got.dtype != torch.float32:
+            hint = ("np.asarray(image) / 255 and the tuples CLIP_MEAN and CLIP_STD give float64; "
+                    "read the pixels with np.asarray(image, dtype=np.float32) and the constants "
+                    "with np.array(..., dtype=np.float32), or end with .float()."
+                    if got.dtype == torch.float64 else "end with .float(); a model in another "
+                    "precision casts its inputs itself.")
             raise CheckFailed(f"{what}: dtype {got.dtype}, expected torch.float32, the dtype of "
-                              "the model's weights\nHint: np.asarray(image) / 255 and the tuples "
-                              "CLIP_MEAN and CLIP_STD give float64; read the pixels with "
-                              "np.asarray(image, dtype=np.float32) and the constants with "
-                              "np.array(..., dtype=np.float32), or end with .float().")
+                              f"the model's weights\nHint: {hint}")
         expected = theirs(image, return_tensors="pt")["pixel_values"][0]
         channels_last = expected.permute(1, 2, 0)  # (H, W, C), as the pixels come from PIL
         mistakes = [
@@ -329,6 +332,10 @@ def check_collate(collate_fn: Callable) -> str:
         ], exact_dtype=True)
         compare(f"{what}['attention_mask']", got["attention_mask"], expected["attention_mask"], [
             (1 - expected["attention_mask"], "inverted: 1 on tokens, 0 on padding."),
+            ((expected["input_ids"] != tokenizer.pad_token_id).long(),
+             ("built as input_ids != pad_token_id, which also hides each caption's own "
+              "<|endoftext|>: CLIP pads with that same token, and the text tower pools there. "
+              "Build the mask from each row's length.")),
             (wrong["left"][1], "padded on the left; CLIP pads on the right."),
         ], exact_dtype=True)
         compare(f"{what}['pixel_values']", got["pixel_values"], expected["pixel_values"],

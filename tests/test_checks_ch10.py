@@ -80,15 +80,16 @@ def test_prompt_order_does_not_matter_when_the_view_agrees(capsys):
 
 
 def accuracy_with(use_limit=True, templates_used=None, scale=1.0, error_rate=False, as_list=False,
-                  dataset_templates=False):
+                  dataset_templates=False, clamp=True, dim=1):
     def wrong(encoder, dataset, templates, limit=None):
         count = len(dataset) if limit is None or not use_limit else min(limit, len(dataset))
+        count = limit if limit is not None and not clamp else count
         templates = list(dataset.templates) if dataset_templates else templates
         templates = templates[:templates_used] if templates_used else templates
         images = [dataset[i][0] for i in range(count)]
         labels = torch.tensor([dataset.label(i) for i in range(count)])
         vectors = evaluate.class_vectors(encoder, dataset.classnames, templates)
-        right = (encoder.images(images) @ vectors.t()).argmax(dim=1) == labels
+        right = (encoder.images(images) @ vectors.t()).argmax(dim=dim) == labels
         if as_list:
             return right.tolist()
         accuracy = right.float().mean().item()
@@ -104,6 +105,8 @@ WRONG_ZERO_SHOT_ACCURACY = {
     "one flag per image": (accuracy_with(as_list=True), "one number"),
     "templates argument ignored": (accuracy_with(dataset_templates=True),
                                    "made from dataset.templates; use the `templates` argument"),
+    "limit beyond the data": (accuracy_with(clamp=False), "range(min(limit, len(dataset)))"),
+    "argmax over the images": (accuracy_with(dim=0), "argmax over the classes, dim=1"),
 }
 
 
@@ -167,6 +170,10 @@ def recall_with(i2t="any", t2i="own", largest=True, clamp=True, swap=False, keys
                 found = (in_top | ~is_caption).all(dim=1)
             elif i2t == "per caption":
                 found = in_top[text_to_image, torch.arange(n_texts)]
+            elif i2t == "distinct":  # the first K images of the ranking, not its first K texts
+                found = torch.tensor([image in list(dict.fromkeys(
+                    owners[row.argsort(descending=True)].tolist()))[:k]
+                    for image, row in enumerate(similarity)])
             else:
                 found = (in_top & is_caption).any(dim=1)
             results[keys.format("i2t", k)] = found.float().mean().item()
@@ -174,8 +181,10 @@ def recall_with(i2t="any", t2i="own", largest=True, clamp=True, swap=False, keys
         for k in ks:
             top_images = similarity.t().topk(min(k, n_images) if clamp else k, dim=1,
                                              largest=largest).indices
-            found = (top_images == owners[:, None]).any(dim=1)
-            results[keys.format("t2i", k)] = found.float().mean().item()
+            found = (top_images == owners[:, None]).any(dim=1).float()
+            if t2i == "per image":  # each image's share of captions that find it, then the mean
+                found = torch.stack([found[owners == image].mean() for image in range(n_images)])
+            results[keys.format("t2i", k)] = found.mean().item()
         if swap:
             results = {key.replace("i2t", "x").replace("t2i", "i2t").replace("x", "t2i"): value
                        for key, value in results.items()}
@@ -194,6 +203,8 @@ WRONG_RECALLS = {
     "k not clamped": (recall_with(clamp=False), "topk(min(k, n))"),
     "i2t k capped at the images": (recall_with(i2t_cap="images"), "capped at the number of images"),
     "other key names": (recall_with(keys="{}@{}"), "keys"),
+    "first K distinct images": (recall_with(i2t="distinct"), "first K distinct images"),
+    "t2i averaged per image": (recall_with(t2i="per image"), "averaged per image"),
 }
 
 
@@ -212,7 +223,8 @@ def test_each_image_to_text_mistake_gives_recalls_of_its_own(case):
     image_features, text_features, owners = recall_case(images, counts, noise, seed)
     answers = {"right": evaluate.recall_at_k}
     answers.update({name: answer for name, (answer, _) in WRONG_RECALLS.items()
-                    if name not in ("k not clamped", "other key names")})
+                    if name not in ("k not clamped", "other key names", "t2i averaged per image",
+                                    "first K distinct images")})  # the last: only case 4 shows it
     if max(ks) <= images:  # no K to cap: this case cannot tell the cap from the right answer
         del answers["i2t k capped at the images"]
     seen = {}

@@ -164,7 +164,18 @@ def check_zero_shot_accuracy(accuracy_fn: Callable) -> str:
         others = "" if templates == list(dataset.templates) else " other than dataset.templates"
         call = (f"zero_shot_accuracy(encoder, dataset of 12 images, {len(templates)} templates"
                 f"{others}, limit={limit})")
-        got = as_number(call, accuracy_fn(encoder, dataset, templates, limit))
+        try:
+            answer = accuracy_fn(encoder, dataset, templates, limit)
+        except IndexError as error:
+            raise CheckFailed(f"{call} raised IndexError: {error}\nHint: a limit larger than the "
+                              "data set means all of it: range(min(limit, len(dataset))).") from None
+        except RuntimeError as error:
+            if "size of tensor" not in str(error):
+                raise
+            raise CheckFailed(f"{call} raised RuntimeError: {error}\nHint: the (images, classes) "
+                              "similarities give each image's class by argmax over the classes, "
+                              "dim=1; dim=0 gives each class's best image.") from None
+        got = as_number(call, answer)
         expected = torch.tensor(evaluate.zero_shot_accuracy(encoder, dataset, templates, limit))
         count = len(dataset) if limit is None else min(limit, len(dataset))
         mistakes = [
@@ -231,6 +242,27 @@ def capped_at_images(similarity, owners, k):
     return any_caption(similarity, owners, min(k, similarity.size(0)))
 
 
+def distinct_images(similarity, owners, k):
+    """Image-to-text looking at the first K *images* of the ranked texts, not the first K texts."""
+    found = []
+    for image, row in enumerate(similarity):
+        ranked = owners[row.argsort(descending=True)].tolist()
+        distinct = list(dict.fromkeys(ranked))  # images in order of their best caption
+        found.append(image in distinct[:k])
+    return torch.tensor(found)
+
+
+def t2i_per_image(similarity, owners, ks):
+    """Text-to-image averaged per image: the mean over images of the share of its captions that
+    find it (the benchmark counts each caption once)."""
+    results = {}
+    for k in ks:
+        found = own_image(similarity, owners, k).float()
+        shares = [found[owners == image].mean() for image in range(similarity.size(0))]
+        results[f"t2i_recall@{k}"] = torch.stack(shares).mean().item()
+    return results
+
+
 def diagonal(similarity, owners, k):
     return own_image(similarity, torch.arange(similarity.size(1)), k)
 
@@ -257,11 +289,13 @@ RECALL_CASES = [
     (5, [3, 1, 4, 2, 2], 0.9, (1, 3, 10), 101),
     (8, [3, 2, 3, 2, 3, 2, 3, 2], 1.2, (1, 2, 5), 101),
     (6, [1] * 6, 1.0, (1, 2), 102),
+    (20, [3] * 20, 1.2, (1, 5), 7),  # another image's captions fill some top 5s
 ]
 RECALL_CASE_NAMES = [
     "5 images with 1 to 4 captions each (12 texts), K = 1, 3, 10",
     "8 images with 2 to 3 captions each (20 texts), K = 1, 2, 5",
     "6 images with one caption each, K = 1, 2",
+    "20 images with 3 captions each (60 texts), K = 1, 5",
 ]
 
 
@@ -332,6 +366,12 @@ def check_recall_at_k(recall_fn: Callable) -> str:
             ("t2i", wrong(any_caption, diagonal),
              ("text j was taken to belong to image j, as in a training batch; here it belongs to "
               "image text_to_image[j].")),
+            ("i2t", wrong(distinct_images, own_image),
+             ("looked at the first K distinct images among the ranked texts; recall@K looks at "
+              "the first K texts, even when several are captions of one other image.")),
+            ("t2i", t2i_per_image(similarity, owners, ks),
+             ("averaged per image (the share of each image's captions that find it); "
+              "text-to-image has one query per caption: average over all captions.")),
         ]
         check_recall_dict(call, got, expected, mistakes)
     return ("image-to-text (any caption in the top K) and text-to-image recall@K, with captions "

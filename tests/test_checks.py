@@ -96,6 +96,8 @@ WRONG_ATTENTION_WEIGHTS = {
                                 "dtype torch.float32, expected torch.bfloat16, the dtype of query"),
     "softmax written out in bfloat16": (weights_with(written_out=True), "rounded once to bfloat16"),
     "exp / sum without the maximum": (weights_with(no_shift=True), "exp() of scores in the hundreds"),
+    "no branch for mask=None": (lambda q, k, mask=None: weights_with()(q, k, ~~mask),
+                                "mask=None means no masking"),
     "finfo.min fill, no zeros after": (weights_with(fill=torch.finfo(torch.float32).min, nan_rows=True),
                                        "leaves that row uniform"),
 }

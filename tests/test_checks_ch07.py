@@ -96,6 +96,11 @@ def by_hand_gradient(logits):
     return (softmax_by_hand(logits, 1) - identity + softmax_by_hand(logits, 0) - identity) / (2 * len(logits))
 
 
+def max_subtracted_in_place(logits):
+    logits -= logits.max(dim=1, keepdim=True).values
+    return clip_loss(logits)
+
+
 def clip_loss_by_hand(logits):
     diagonal = torch.arange(len(logits))
     rows = -softmax_by_hand(logits, 1)[diagonal, diagonal].log().mean()
@@ -124,6 +129,7 @@ WRONG_CLIP_LOSSES = {  # beyond those of tests/test_checks.py
                      "does not depend on the logits"),
     "columns through numpy": (columns_through_numpy, "the gradient of clip_loss(logits_per_text)"),
     "softmax by hand": (clip_loss_by_hand, "overflows float32"),
+    "maximum subtracted in place": (max_subtracted_in_place, "an in-place operation"),
 }
 
 REFERENCES = [

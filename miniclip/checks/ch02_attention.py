@@ -66,7 +66,13 @@ def check_attention_weights(attention_weights: Callable) -> str:
     for case, mask in cases.items():
         query, key = (x * 30 for x in small) if "x 30" in case else small
         what = f"attention_weights(query, key, mask) with mask = {case}, query (2, 3, 5, 8)"
-        got = attention_weights(query, key, mask)
+        try:
+            got = attention_weights(query, key, mask)
+        except TypeError as error:
+            if mask is not None or "NoneType" not in str(error):
+                raise
+            raise CheckFailed(f"{what} raised TypeError: {error}\nHint: mask=None means no "
+                              "masking: skip the masked_fill steps when mask is None.") from None
         if "x 30" in case and isinstance(got, torch.Tensor) and not got.isfinite().all():
             raise CheckFailed(f"{what}: the weights hold inf or NaN\nHint: exp() of scores in the "
                               "hundreds overflows float32 (exp(89) is already inf); softmax "

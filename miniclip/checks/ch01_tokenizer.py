@@ -19,7 +19,7 @@ import regex
 import torch
 
 from miniclip import tokenizer as tokenizer_module
-from miniclip.checks.core import CheckFailed, Mistakes, compare, describe, exercise
+from miniclip.checks.core import CheckFailed, Mistakes, compare, describe, exercise, explained
 from miniclip.tokenizer import (
     BYTE_TO_CHAR,
     END_OF_WORD,
@@ -344,14 +344,9 @@ BPE_WORDS = ["tokenization", "photosynthesis", "miniclip", "a", "lowest", "newer
 
 
 def run_bpe(bpe: Callable, word: str, rank: dict, what: str) -> Any:
-    try:
+    with explained(what, ValueError, "empty", "once a word is a single symbol (or was one byte "
+                   "to begin with) it has no pair left: stop when one symbol is left."):
         return bpe(word, rank)
-    except ValueError as error:
-        if "empty" not in str(error):
-            raise
-        raise CheckFailed(f"{what} raised ValueError: {error}. Once a word is a single symbol "
-                          "(or was one byte to begin with) it has no pair left: stop when one "
-                          "symbol is left.") from None
 
 
 @exercise("bpe", tokenizer_module.bpe)

@@ -16,6 +16,7 @@ from miniclip.checks.core import (
     additive,
     compare,
     exercise,
+    explained,
     hf_config,
     keeping_inputs,
     load,
@@ -66,13 +67,9 @@ def check_attention_weights(attention_weights: Callable) -> str:
     for case, mask in cases.items():
         query, key = (x * 30 for x in small) if "x 30" in case else small
         what = f"attention_weights(query, key, mask) with mask = {case}, query (2, 3, 5, 8)"
-        try:
+        with explained(what, TypeError, "NoneType", "mask=None means no masking: skip the "
+                       "masked_fill steps when mask is None."):
             got = attention_weights(query, key, mask)
-        except TypeError as error:
-            if mask is not None or "NoneType" not in str(error):
-                raise
-            raise CheckFailed(f"{what} raised TypeError: {error}\nHint: mask=None means no "
-                              "masking: skip the masked_fill steps when mask is None.") from None
         if "x 30" in case and isinstance(got, torch.Tensor) and not got.isfinite().all():
             raise CheckFailed(f"{what}: the weights hold inf or NaN\nHint: exp() of scores in the "
                               "hundreds overflows float32 (exp(89) is already inf); softmax "
@@ -362,14 +359,9 @@ def strict_kernel(call: str, layer: nn.Module, x, mask, causal: bool, output_att
     kernels let it pass on one machine and raise on another."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    try:
-        with sdpa_kernel([SDPBackend.MATH]):
-            return layer(x, mask=mask, causal=causal, output_attentions=output_attentions)
-    except RuntimeError as error:
-        if "is_causal" not in str(error):
-            raise
-        raise CheckFailed(f"{call} raised RuntimeError: {error}\nHint: scaled_dot_product_attention "
-                          "takes a mask or is_causal=True, not both (its documentation says so; "
-                          "some kernels combine them, others raise). With a mask, combine the "
-                          "causal mask into it, combine_masks(causal_mask(T), mask), and leave "
-                          "is_causal False.") from None
+    with explained(call, RuntimeError, "is_causal", (
+            "scaled_dot_product_attention takes a mask or is_causal=True, not both (its "
+            "documentation says so; some kernels combine them, others raise). With a mask, "
+            "combine the causal mask into it, combine_masks(causal_mask(T), mask), and leave "
+            "is_causal False.")), sdpa_kernel([SDPBackend.MATH]):
+        return layer(x, mask=mask, causal=causal, output_attentions=output_attentions)

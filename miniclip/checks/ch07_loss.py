@@ -20,6 +20,7 @@ from miniclip.checks.core import (
     compare,
     describe,
     exercise,
+    explained,
     randn,
 )
 
@@ -156,16 +157,11 @@ def check_clip_loss(clip_loss: Callable) -> str:
     ]
     what = "clip_loss(logits_per_text) for a 5 x 5 matrix"
     leaf = logits.clone().requires_grad_()
-    with torch.enable_grad():
-        try:
-            got = clip_loss(leaf)
-        except RuntimeError as error:
-            if "in-place" not in str(error):
-                raise
-            raise CheckFailed(f"{what} raised RuntimeError: {error}\nHint: an in-place operation "
-                              "(logits -= ..., logits.sub_(...)) overwrote the logits, which autograd "
-                              "needs; write logits = logits - ... (F.cross_entropy already "
-                              "subtracts each row's maximum).") from None
+    with torch.enable_grad(), explained(what, RuntimeError, "in-place", (
+            "an in-place operation (logits -= ..., logits.sub_(...)) overwrote the logits, which "
+            "autograd needs; write logits = logits - ... (F.cross_entropy already subtracts each "
+            "row's maximum).")):
+        got = clip_loss(leaf)
     compare(what, got, loss_module.clip_loss(logits), mistakes, atol=1e-6)
     compare(f"{what}, against transformers' image_text_contrastive_loss", got,
             image_text_contrastive_loss(logits), atol=1e-6)

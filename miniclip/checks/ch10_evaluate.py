@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from miniclip import evaluate
-from miniclip.checks.core import CheckFailed, compare, describe, exercise, randn
+from miniclip.checks.core import CheckFailed, compare, describe, exercise, explained, randn
 
 __all__ = ["check_class_vectors", "check_recall_at_k",
            "check_zero_shot_accuracy"]
@@ -164,18 +164,12 @@ def check_zero_shot_accuracy(accuracy_fn: Callable) -> str:
         others = "" if templates == list(dataset.templates) else " other than dataset.templates"
         call = (f"zero_shot_accuracy(encoder, dataset of 12 images, {len(templates)} templates"
                 f"{others}, limit={limit})")
-        try:
-            answer = accuracy_fn(encoder, dataset, templates, limit)
-        except IndexError as error:
-            raise CheckFailed(f"{call} raised IndexError: {error}\nHint: a limit larger than the "
-                              "data set means all of it: range(min(limit, len(dataset))).") from None
-        except RuntimeError as error:
-            if "size of tensor" not in str(error):
-                raise
-            raise CheckFailed(f"{call} raised RuntimeError: {error}\nHint: the (images, classes) "
-                              "similarities give each image's class by argmax over the classes, "
-                              "dim=1; dim=0 gives each class's best image.") from None
-        got = as_number(call, answer)
+        with explained(call, IndexError, "dataset of length", "a limit larger than the data set means all of it: "
+                       "range(min(limit, len(dataset)))."), \
+                explained(call, RuntimeError, "size of tensor", "the (images, classes) similarities "
+                          "give each image's class by argmax over the classes, dim=1; dim=0 gives "
+                          "each class's best image."):
+            got = as_number(call, accuracy_fn(encoder, dataset, templates, limit))
         expected = torch.tensor(evaluate.zero_shot_accuracy(encoder, dataset, templates, limit))
         count = len(dataset) if limit is None else min(limit, len(dataset))
         mistakes = [

@@ -9,9 +9,10 @@ module of their own beside this one (`ch02_attention.py`, ...).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -159,6 +160,18 @@ def compare_tower_output(call: str, got: Any, expected: Any, theirs: Any, their_
                 getattr(got, name), getattr(theirs, name))
     compare(f"{call}: hidden_states when not asked for", got.hidden_states, None)
     compare(f"{call}: attentions when not asked for", got.attentions, None)
+
+
+@contextlib.contextmanager
+def explained(what: str, error_type: type[Exception], fragment: str, hint: str) -> Iterator[None]:
+    """Turn an `error_type` raised by the learner's code, whose message holds `fragment`, into a
+    CheckFailed that names the call and says what most likely caused it."""
+    try:
+        yield
+    except error_type as error:
+        if fragment not in str(error):
+            raise
+        raise CheckFailed(f"{what} raised {type(error).__name__}: {error}\nHint: {hint}") from None
 
 
 def keeping_inputs(what: str, function: Callable, *inputs: Any, **options: Any) -> Any:

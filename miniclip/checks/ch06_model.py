@@ -17,6 +17,7 @@ from miniclip.checks.core import (
     compare,
     describe,
     exercise,
+    explained,
     randn,
     randomize,
 )
@@ -360,14 +361,12 @@ def check_from_hf(from_hf: Callable) -> str:
     for key, value in theirs_state.items():
         compare(f"from_hf(hf_model).state_dict()[{key!r}]", yours_state[key], value, atol=0, rtol=0)
     input_ids, attention_mask, pixel_values = small_batch(config)
+    call = "from_hf(hf_model)(input_ids, pixel_values, attention_mask)"
     with torch.no_grad():
-        try:
+        with explained(call, ValueError, "", (  # a config made by hand: another <|endoftext|> id, say
+                "the weights are right, the config is not; build it from the model's own, "
+                "CLIPConfig.from_hf(hf_model.config), which carries its token ids, sizes and eps.")):
             got = yours.eval()(input_ids, pixel_values, attention_mask).logits_per_text
-        except ValueError as error:  # a config made by hand: another <|endoftext|> id, say
-            raise CheckFailed(f"from_hf(hf_model)(input_ids, pixel_values, attention_mask) raised "
-                              f"ValueError: {error}\nHint: the weights are right, the config is not; "
-                              "build it from the model's own, CLIPConfig.from_hf(hf_model.config), "
-                              "which carries its token ids, sizes and eps.") from None
         want = theirs(input_ids=input_ids, pixel_values=pixel_values,
                       attention_mask=attention_mask).logits_per_text
     compare("from_hf(hf_model)(input_ids, pixel_values, attention_mask).logits_per_text, "

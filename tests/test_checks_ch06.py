@@ -144,6 +144,11 @@ class TextWithoutGradient(Answer):
             return super().encode_text(input_ids, attention_mask)
 
 
+class ImageDetached(Answer):
+    def encode_image(self, pixel_values):
+        return super().encode_image(pixel_values).detach()
+
+
 class NormalisedInPlace(Answer):
     def forward(self, input_ids, pixel_values, attention_mask=None):
         text_embeds = self.encode_text(input_ids, attention_mask)
@@ -256,6 +261,8 @@ WRONG_ANSWERS = {
         "scale as a Python number": (ScaleAsNumber, "no gradient reached logit_scale"),
         "text tower under no_grad": (TextWithoutGradient,
                                      "no gradient reached text_projection.weight\nHint: the text side"),
+        "image tower detached": (ImageDetached,
+                                 "no gradient reached visual_projection.weight\nHint: the image side"),
         "normalised in place": (NormalisedInPlace, "an in-place operation"),
         "scale a vector of one": (ScaleAsVector, "not torch.tensor([value])"),
     },

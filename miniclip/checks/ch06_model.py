@@ -100,7 +100,7 @@ NO_GRADIENT_HINTS = {
                     "logit_scale.exp(), a tensor."),
     "text": ("the text side was cut off from autograd (torch.no_grad() or .detach() in "
              "encode_text, say); the loss must reach the text tower and its projection."),
-    "image": ("the image side was cut off from autograd (torch.no_grad() or .detach() in "
+    "vis": ("the image side was cut off from autograd (torch.no_grad() or .detach() in "
               "encode_image, say); the loss must reach the image tower and its projection."),
 }
 
@@ -124,7 +124,7 @@ def gradients_reach(what: str, logits, tensors: dict[str, torch.Tensor]) -> None
     for name, tensor in tensors.items():
         gradient = tensor.grad
         if gradient is None or not torch.isfinite(gradient).all() or not gradient.abs().sum() > 0:
-            side = next((key for key in ("logit_scale", "text", "image") if key in name), None)
+            side = next((key for key in NO_GRADIENT_HINTS if key in name), None)  # vis: vision, visual
             found = "no gradient" if gradient is None else "a zero or non-finite gradient"
             raise CheckFailed(f"{what}: {found} reached {name}"
                               + (f"\nHint: {NO_GRADIENT_HINTS[side]}" if side else ""))

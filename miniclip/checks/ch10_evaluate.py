@@ -164,11 +164,11 @@ def check_zero_shot_accuracy(accuracy_fn: Callable) -> str:
         others = "" if templates == list(dataset.templates) else " other than dataset.templates"
         call = (f"zero_shot_accuracy(encoder, dataset of 12 images, {len(templates)} templates"
                 f"{others}, limit={limit})")
-        with explained(call, IndexError, "dataset of length", "a limit larger than the data set means all of it: "
-                       "range(min(limit, len(dataset)))."), \
-                explained(call, RuntimeError, "size of tensor", "the (images, classes) similarities "
-                          "give each image's class by argmax over the classes, dim=1; dim=0 gives "
-                          "each class's best image."):
+        limit_hint = "a limit larger than the data set means all of it: range(min(limit, len(dataset)))."
+        argmax_hint = ("the (images, classes) similarities give each image's class by argmax over "
+                       "the classes, dim=1; dim=0 gives each class's best image.")
+        with explained(call, IndexError, "dataset of length", limit_hint), \
+                explained(call, RuntimeError, "size of tensor", argmax_hint):
             got = as_number(call, accuracy_fn(encoder, dataset, templates, limit))
         expected = torch.tensor(evaluate.zero_shot_accuracy(encoder, dataset, templates, limit))
         count = len(dataset) if limit is None else min(limit, len(dataset))
